@@ -1,0 +1,114 @@
+//! [`AsyncSmartCacheBuilder`]: the settings of a cache.
+
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::AsyncSmartCache;
+use crate::registry;
+use crate::stats::StatsCore;
+use crate::store::{Limits, Store};
+
+/// The cache's types, without owning any value of them (always `Send + Sync`).
+type Types<K, V, E> = PhantomData<fn() -> (K, V, E)>;
+
+/// The default retry interval of a cached error: 5 minutes.
+pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// Settings for an [`AsyncSmartCache`], from [`AsyncSmartCache::builder`].
+///
+/// ```
+/// use smartcache::AsyncSmartCache;
+/// use std::time::Duration;
+///
+/// let cache: AsyncSmartCache<String, Vec<u8>, std::io::Error> = AsyncSmartCache::builder()
+///     .retry_interval(Duration::from_secs(30))
+///     .time_to_live(Duration::from_secs(600))
+///     .max_capacity(10_000)
+///     .name("blobs")
+///     .build();
+/// assert_eq!(cache.name(), Some("blobs"));
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct AsyncSmartCacheBuilder<K, V, E> {
+    limits: Limits,
+    name: Option<String>,
+    types: Types<K, V, E>,
+}
+
+impl<K, V, E> AsyncSmartCacheBuilder<K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    pub(crate) fn new() -> Self {
+        Self {
+            limits: Limits {
+                retry: DEFAULT_RETRY_INTERVAL,
+                ttl: None,
+                capacity: None,
+            },
+            name: None,
+            types: PhantomData,
+        }
+    }
+
+    /// How long a failure stays cached, counted from the moment it failed. Default 5
+    /// minutes; [`Duration::ZERO`] turns error caching off (every call after a failure
+    /// computes again, still one flight at a time).
+    pub fn retry_interval(mut self, interval: Duration) -> Self {
+        self.limits.retry = interval;
+        self
+    }
+
+    /// How long a value stays fresh, counted from the moment it was stored. Default: for
+    /// ever. A stale value is recomputed by the next call (one flight) and removed by a sweep
+    /// on the write path at most one time-to-live later.
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.limits.ttl = Some(ttl);
+        self
+    }
+
+    /// The most entries (values plus cached errors) kept at once. Default: no bound.
+    ///
+    /// The bound holds at every moment. To make room, the entry stored longest ago is
+    /// evicted, unless it was read since it last reached the front of the queue, in which
+    /// case it gets a second chance (the CLOCK policy). A capacity of 0 stores nothing:
+    /// concurrent calls still share one computation.
+    pub fn max_capacity(mut self, capacity: u64) -> Self {
+        self.limits.capacity = Some(capacity);
+        self
+    }
+
+    /// The name under which the cache is listed in the [registry](crate::registry). An
+    /// unnamed cache is not registered.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Builds the cache, registering it if it has a name.
+    #[must_use]
+    pub fn build(self) -> AsyncSmartCache<K, V, E> {
+        let stats = Arc::new(StatsCore::new());
+        let name: Option<Arc<str>> = self.name.map(Into::into);
+        if let Some(name) = &name {
+            registry::register(Arc::clone(name), &stats);
+        }
+        AsyncSmartCache::from_parts(Store::new(self.limits, stats), name)
+    }
+}
+
+impl<K, V, E> fmt::Debug for AsyncSmartCacheBuilder<K, V, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncSmartCacheBuilder")
+            .field("retry_interval", &self.limits.retry)
+            .field("time_to_live", &self.limits.ttl)
+            .field("max_capacity", &self.limits.capacity)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}

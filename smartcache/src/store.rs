@@ -1,0 +1,382 @@
+//! What a cache holds at rest: values, cached errors, and the bookkeeping that keeps them
+//! within their time to live, retry window and capacity.
+//!
+//! Values and errors live in two maps. Errors are rare, so keeping them out of the value map
+//! keeps a stored value as small as a value plus one word (see [`Entry`]). Flights (running
+//! computations) are not stored here at all: see `cache.rs`.
+//!
+//! # Eviction policy (with a capacity)
+//!
+//! Second-chance FIFO ("CLOCK"): entries queue up in the order they were stored; a hit marks
+//! its entry referenced. To make room, the oldest entry is evicted unless it is referenced,
+//! in which case its mark is cleared and it goes to the back of the queue. Cached errors take
+//! part like values. Every insertion that may grow the cache holds the queue lock and makes
+//! room first, so the number of entries never exceeds the capacity, not even for a moment.
+
+use std::borrow::Borrow;
+use std::collections::{HashSet, VecDeque};
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+
+use crate::clock::{Clock, lock, nanos};
+use crate::stats::StatsCore;
+
+/// The hasher of every map: fast for small keys, seeded per process.
+pub(crate) type Hasher = foldhash::fast::RandomState;
+
+/// A stored value and one word of metadata.
+#[derive(Debug)]
+pub(crate) struct Entry<V> {
+    value: V,
+    /// When the value was stored (nanoseconds on the cache clock, always even), with the
+    /// low bit set when the entry was read since the eviction queue last looked at it.
+    meta: AtomicU64,
+}
+
+const REFERENCED: u64 = 1;
+
+impl<V> Entry<V> {
+    fn stored_at(&self) -> u64 {
+        self.meta.load(Relaxed) & !REFERENCED
+    }
+}
+
+/// A cached failure.
+#[derive(Debug)]
+struct Failure<E> {
+    error: Arc<E>,
+    /// When the computation failed (nanoseconds on the cache clock, even).
+    failed_at: u64,
+}
+
+/// The limits a store keeps to, from the builder.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) retry: Duration,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) capacity: Option<u64>,
+}
+
+pub(crate) struct Store<K, V, E> {
+    values: DashMap<K, Entry<V>, Hasher>,
+    failures: DashMap<K, Failure<E>, Hasher>,
+    /// Present iff there is a capacity. Holds `(key, stored_at)` of every stored entry, oldest
+    /// first, plus stale items for entries since removed or replaced.
+    // INVARIANT: every entry stored while the capacity holds has an item with its key and
+    // `stored_at` in the queue; insertions push under the queue lock, removals may leave
+    // stale items behind (they are skipped when popped).
+    queue: Option<Mutex<VecDeque<(K, u64)>>>,
+    capacity: u64,
+    /// Time to live of a value, in nanoseconds; `u64::MAX` for none.
+    ttl: u64,
+    /// Retry window of an error, in nanoseconds; 0 means errors are not stored.
+    retry: u64,
+    /// How often the write path sweeps out expired entries; `u64::MAX` for never.
+    sweep_every: u64,
+    next_sweep: AtomicU64,
+    pub(crate) clock: Clock,
+    pub(crate) stats: Arc<StatsCore>,
+}
+
+impl<K, V, E> std::fmt::Debug for Store<K, V, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// What a store says about a key that has no fresh value.
+pub(crate) enum Lookup<V, E> {
+    Value(V),
+    Error { error: Arc<E>, retry_in: Duration },
+    Absent,
+}
+
+impl<K, V, E> Store<K, V, E>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+{
+    pub(crate) fn new(limits: Limits, stats: Arc<StatsCore>) -> Self {
+        let ttl = limits.ttl.map_or(u64::MAX, nanos);
+        let retry = nanos(limits.retry);
+        let sweep_every = ttl.min(if retry == 0 { u64::MAX } else { retry });
+        Self {
+            values: DashMap::with_hasher(Hasher::default()),
+            failures: DashMap::with_hasher(Hasher::default()),
+            queue: limits.capacity.map(|_| Mutex::new(VecDeque::new())),
+            capacity: limits.capacity.unwrap_or(u64::MAX),
+            ttl,
+            retry,
+            sweep_every,
+            next_sweep: AtomicU64::new(sweep_every),
+            clock: Clock::new(),
+            stats,
+        }
+    }
+
+    /// The hit path: a clone of the stored value if it is fresh.
+    ///
+    /// NOTE: takes only a shard read lock of the value map, which no computation ever holds:
+    /// a hit never waits on a computation, of its own key or any other.
+    #[inline]
+    pub(crate) fn fresh_value<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let entry = self.values.get(key)?;
+        if self.ttl != u64::MAX && self.is_expired(&entry, self.clock.now()) {
+            return None;
+        }
+        if self.queue.is_some() && entry.meta.load(Relaxed) & REFERENCED == 0 {
+            // Only write when the bit is clear, so hot entries keep their cache line shared.
+            entry.meta.fetch_or(REFERENCED, Relaxed);
+        }
+        Some(entry.value.clone())
+    }
+
+    fn is_expired(&self, entry: &Entry<V>, now: u64) -> bool {
+        now.saturating_sub(entry.stored_at()) >= self.ttl
+    }
+
+    /// The miss path's look at a key: a fresh value, a cached error inside its window, or
+    /// nothing. An expired value or an error past its window is removed on the way.
+    pub(crate) fn lookup(&self, key: &K) -> Lookup<V, E> {
+        let now = self.clock.now();
+        if let Some(value) = self.fresh_value(key) {
+            return Lookup::Value(value);
+        }
+        if self
+            .values
+            .remove_if(key, |_, entry| self.is_expired(entry, now))
+            .is_some()
+        {
+            self.forget(1, 0);
+            self.stats.record_expirations(1);
+        }
+        if let Some(failure) = self.failures.get(key) {
+            let age = now.saturating_sub(failure.failed_at);
+            if age < self.retry {
+                return Lookup::Error {
+                    error: Arc::clone(&failure.error),
+                    retry_in: Duration::from_nanos(self.retry - age),
+                };
+            }
+        }
+        self.remove_failure_if(key, |failure| {
+            now.saturating_sub(failure.failed_at) >= self.retry
+        });
+        Lookup::Absent
+    }
+
+    /// Stores a value, replacing whatever the key held (value or cached error).
+    pub(crate) fn insert_value(&self, key: K, value: V) {
+        self.remove_failure_if(&key, |_| true);
+        self.insert_with(key, |key, now| {
+            let entry = Entry {
+                value,
+                meta: AtomicU64::new(now),
+            };
+            self.values.insert(key, entry).is_none()
+        });
+    }
+
+    /// Stores a failure, unless errors are not cached (zero retry interval).
+    pub(crate) fn insert_failure(&self, key: K, error: Arc<E>) {
+        if self.retry == 0 {
+            return;
+        }
+        if self.values.remove(&key).is_some() {
+            self.forget(1, 0);
+        }
+        self.insert_with(key, |key, now| {
+            let failure = Failure {
+                error,
+                failed_at: now,
+            };
+            let added = self.failures.insert(key, failure).is_none();
+            if added {
+                self.stats.error_entries.fetch_add(1, Relaxed);
+            }
+            added
+        });
+    }
+
+    /// Runs `insert` (which reports whether it added an entry rather than replacing one)
+    /// after making room for it, and queues the new entry for eviction.
+    fn insert_with(&self, key: K, insert: impl FnOnce(K, u64) -> bool) {
+        let now = self.clock.now();
+        let Some(queue) = &self.queue else {
+            if insert(key, now) {
+                self.stats.entries.fetch_add(1, Relaxed);
+            }
+            return;
+        };
+        if self.capacity == 0 {
+            return; // a zero capacity stores nothing: calls still share flights
+        }
+        // INVARIANT: every insertion that can add an entry holds this lock from making room
+        // to counting the new entry, so `entries` never exceeds `capacity`. Lock order:
+        // (flight shard) -> queue -> value/failure shards; nothing here takes a flight shard.
+        let mut queue = lock(queue);
+        self.make_room(&mut queue);
+        queue.push_back((key.clone(), now));
+        if insert(key, now) {
+            self.stats.entries.fetch_add(1, Relaxed);
+        }
+        if queue.len() as u64 > self.capacity.saturating_mul(2).saturating_add(32) {
+            self.compact(&mut queue);
+        }
+    }
+
+    /// Evicts until one more entry fits.
+    fn make_room(&self, queue: &mut VecDeque<(K, u64)>) {
+        let mut spared = 0;
+        while self.stats.entries.load(Relaxed) >= self.capacity {
+            // INVARIANT (queue): entries >= capacity > 0 means a live item is queued.
+            let Some((key, stored_at)) = queue.pop_front() else {
+                debug_assert!(false, "entries counted but none queued");
+                return;
+            };
+            if let Some(entry) = self.values.get(&key) {
+                let meta = entry.meta.load(Relaxed);
+                if meta & !REFERENCED == stored_at && meta & REFERENCED != 0 && spared < queue.len()
+                {
+                    // Second chance: clear the mark and requeue. `spared` bounds the loop:
+                    // after one lap every mark is clear.
+                    entry.meta.fetch_and(!REFERENCED, Relaxed);
+                    drop(entry); // release the shard lock before touching the queue again
+                    queue.push_back((key, stored_at));
+                    spared += 1;
+                    continue;
+                }
+            }
+            let evicted = self
+                .values
+                .remove_if(&key, |_, entry| entry.stored_at() == stored_at)
+                .map(|_| (1, 0))
+                .or_else(|| {
+                    self.failures
+                        .remove_if(&key, |_, failure| failure.failed_at == stored_at)
+                        .map(|_| (1, 1))
+                });
+            if let Some((entries, errors)) = evicted {
+                self.forget(entries, errors);
+                self.stats.record_evictions(1);
+            }
+        }
+    }
+
+    /// Drops stale queue items (and duplicates: two insertions of one key within the same
+    /// paused-clock instant), leaving one item per stored entry.
+    fn compact(&self, queue: &mut VecDeque<(K, u64)>) {
+        let mut seen = HashSet::with_hasher(Hasher::default());
+        let mut live: VecDeque<(K, u64)> = queue
+            .drain(..)
+            .rev()
+            .filter(|(key, stored_at)| {
+                let current = self
+                    .values
+                    .get(key)
+                    .map(|e| e.stored_at())
+                    .or_else(|| self.failures.get(key).map(|f| f.failed_at));
+                current == Some(*stored_at) && seen.insert(key.clone())
+            })
+            .collect();
+        live.make_contiguous().reverse();
+        *queue = live;
+    }
+
+    /// Removes the key's value and cached error; whether there was either.
+    pub(crate) fn remove<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let value = self.values.remove(key).is_some();
+        let error = self.failures.remove(key).is_some();
+        self.forget(u64::from(value) + u64::from(error), u64::from(error));
+        value || error
+    }
+
+    fn remove_failure_if(&self, key: &K, predicate: impl FnOnce(&Failure<E>) -> bool) {
+        if self
+            .failures
+            .remove_if(key, |_, failure| predicate(failure))
+            .is_some()
+        {
+            self.forget(1, 1);
+        }
+    }
+
+    /// Removes every entry.
+    pub(crate) fn clear(&self) {
+        // Hold the queue lock so no insertion interleaves: the queue is emptied together
+        // with the maps, keeping the queue invariant.
+        let queue = self.queue.as_ref().map(lock);
+        let (mut values, mut errors) = (0, 0);
+        self.values.retain(|_, _| {
+            values += 1;
+            false
+        });
+        self.failures.retain(|_, _| {
+            errors += 1;
+            false
+        });
+        self.forget(values + errors, errors);
+        if let Some(mut queue) = queue {
+            queue.clear();
+        }
+    }
+
+    /// Removes expired values and errors past their window, at most once per sweep period.
+    ///
+    /// Called on the write path, so a cache that is written to never keeps dead entries for
+    /// longer than about one period, with no background task. A sweep visits every entry,
+    /// one shard at a time.
+    pub(crate) fn sweep_if_due(&self) {
+        if self.sweep_every == u64::MAX {
+            return;
+        }
+        let now = self.clock.now();
+        let due = self.next_sweep.load(Relaxed);
+        // Only the caller that moves the deadline sweeps; the others go on.
+        if now < due
+            || self
+                .next_sweep
+                .compare_exchange(due, now.saturating_add(self.sweep_every), Relaxed, Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let (mut expired, mut errors) = (0, 0);
+        if self.ttl != u64::MAX {
+            self.values.retain(|_, entry| {
+                let keep = !self.is_expired(entry, now);
+                expired += u64::from(!keep);
+                keep
+            });
+        }
+        self.failures.retain(|_, failure| {
+            let keep = now.saturating_sub(failure.failed_at) < self.retry;
+            errors += u64::from(!keep);
+            keep
+        });
+        self.forget(expired + errors, errors);
+        self.stats.record_expirations(expired);
+    }
+
+    /// Counts entries removed.
+    fn forget(&self, entries: u64, errors: u64) {
+        if entries > 0 {
+            self.stats.entries.fetch_sub(entries, Relaxed);
+        }
+        if errors > 0 {
+            self.stats.error_entries.fetch_sub(errors, Relaxed);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Behaviour tests of smartcache live in `tests/`; this library holds nothing.
