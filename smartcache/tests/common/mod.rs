@@ -1,0 +1,73 @@
+//! Helpers shared by the runtime's behaviour tests: gates that hold a computation until the
+//! test lets it go, counters of computations, and bounded waiting (a test fails, never hangs).
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::task::{Context, Poll, Waker};
+
+use tokio::sync::Semaphore;
+
+/// Holds computations until opened; opening is remembered, so no wake-up can be missed.
+#[derive(Clone)]
+pub struct Gate(Arc<Semaphore>);
+
+impl Gate {
+    pub fn new() -> Self {
+        Self(Arc::new(Semaphore::new(0)))
+    }
+
+    /// Waits until the gate is open.
+    pub async fn pass(&self) {
+        // A closed semaphore means "open": every waiter, present and future, passes.
+        let _ = self.0.acquire().await;
+    }
+
+    pub fn open(&self) {
+        self.0.close();
+    }
+}
+
+/// Counts computations.
+#[derive(Clone, Default)]
+pub struct Counter(Arc<AtomicUsize>);
+
+impl Counter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn bump(&self) -> usize {
+        self.0.fetch_add(1, SeqCst) + 1
+    }
+
+    pub fn get(&self) -> usize {
+        self.0.load(SeqCst)
+    }
+}
+
+/// Yields to the scheduler until `done` holds; fails the test after many rounds instead of
+/// hanging. On a current-thread runtime each round lets every ready task run once.
+pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..100_000 {
+        if done() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Polls a future once: `Some(output)` if it finished without waiting on anything.
+pub fn poll_once<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
+    }
+}

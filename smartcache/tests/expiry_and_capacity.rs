@@ -1,0 +1,167 @@
+//! Semantic 6: time to live, capacity bound and automatic cleanup.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Counter, Gate, until};
+use smartcache::AsyncSmartCache;
+
+type Cache = AsyncSmartCache<u64, u64, String>;
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_value_is_recomputed_once_by_a_herd() {
+    let cache = Arc::new(
+        Cache::builder()
+            .time_to_live(Duration::from_secs(10))
+            .build(),
+    );
+    let (gate, calls) = (Gate::new(), Counter::new());
+    gate.open();
+    let compute = |cache: Arc<Cache>, gate: Gate, calls: Counter| async move {
+        cache
+            .get_or_compute(1, || async move {
+                let n = calls.bump() as u64;
+                gate.pass().await;
+                Ok(n)
+            })
+            .await
+    };
+    assert_eq!(
+        compute(Arc::clone(&cache), gate.clone(), calls.clone())
+            .await
+            .unwrap(),
+        1
+    );
+    tokio::time::advance(Duration::from_millis(9_999)).await;
+    assert_eq!(cache.get(&1), Some(1), "still fresh just before the TTL");
+
+    tokio::time::advance(Duration::from_millis(1)).await;
+    let gate = Gate::new();
+    let herd: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(compute(Arc::clone(&cache), gate.clone(), calls.clone())))
+        .collect();
+    until("the herd arrived", || cache.stats().misses == 11).await;
+    gate.open();
+    for caller in herd {
+        assert_eq!(caller.await.unwrap().unwrap(), 2);
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        (calls.get(), stats.expirations, stats.total_entries),
+        (2, 1, 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn expired_entries_are_swept_without_being_asked_for() {
+    let cache = Cache::builder()
+        .time_to_live(Duration::from_secs(10))
+        .retry_interval(Duration::from_secs(10))
+        .build();
+    for key in 0..100 {
+        cache.prime(key, key);
+    }
+    let _ = cache
+        .get_or_compute(1_000, || async { Err("down".to_owned()) })
+        .await;
+    assert_eq!(cache.entry_count(), 101);
+    tokio::time::advance(Duration::from_secs(10)).await;
+    // One write, for another key, sweeps out everything that has expired.
+    cache.prime(5_000, 0);
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.total_entries, stats.error_entries, stats.expirations),
+        (1, 0, 100)
+    );
+}
+
+#[tokio::test]
+async fn capacity_100_holds_under_10000_keys() {
+    let cache = Cache::builder().max_capacity(100).build();
+    for key in 0..10_000 {
+        let value = cache
+            .get_or_compute(key, || async move { Ok(key * 2) })
+            .await
+            .unwrap();
+        assert_eq!(value, key * 2);
+        assert!(
+            cache.entry_count() <= 100,
+            "{} entries after key {key}",
+            cache.entry_count()
+        );
+    }
+    let stats = cache.stats();
+    assert_eq!((stats.total_entries, stats.evictions), (100, 9_900));
+    // What is left is right.
+    for key in 9_900..10_000 {
+        assert_eq!(cache.get(&key), Some(key * 2));
+    }
+}
+
+#[tokio::test]
+async fn cached_errors_count_against_the_capacity() {
+    let cache = Cache::builder().max_capacity(10).build();
+    for key in 0..50 {
+        let _ = cache
+            .get_or_compute(key, || async move { Err(format!("e{key}")) })
+            .await;
+        assert!(cache.entry_count() <= 10);
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.total_entries, stats.error_entries, stats.evictions),
+        (10, 10, 40)
+    );
+}
+
+#[tokio::test]
+async fn a_key_read_between_evictions_gets_a_second_chance() {
+    let cache = Cache::builder().max_capacity(10).build();
+    cache.prime(0, 0);
+    for key in 1..1_000 {
+        assert_eq!(
+            cache.get(&0),
+            Some(0),
+            "the hot key survived up to key {key}"
+        );
+        cache.prime(key, key);
+    }
+    assert_eq!(cache.entry_count(), 10);
+}
+
+#[tokio::test]
+async fn a_zero_capacity_stores_nothing_but_still_shares_flights() {
+    let cache = Cache::builder().max_capacity(0).build();
+    assert_eq!(
+        cache.get_or_compute(1, || async { Ok(1) }).await.unwrap(),
+        1
+    );
+    assert_eq!(cache.entry_count(), 0);
+    assert_eq!(cache.get(&1), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_holds_under_concurrent_churn() {
+    let cache = Arc::new(Cache::builder().max_capacity(64).build());
+    let writers: Vec<_> = (0..4u64)
+        .map(|task| {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                for i in 0..5_000u64 {
+                    let key = (i * 7 + task * 1_000) % 3_000;
+                    let value = cache.get_or_compute(key, || async move { Ok(key) }).await;
+                    assert_eq!(value.unwrap(), key);
+                    assert!(cache.entry_count() <= 64);
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let stats = cache.stats();
+    assert!(stats.total_entries <= 64);
+    assert_eq!(stats.in_flight, 0);
+}
