@@ -10,6 +10,7 @@ use crate::AsyncSmartCache;
 use crate::registry;
 use crate::stats::StatsCore;
 use crate::store::{Limits, Store};
+use crate::trace::Tracer;
 
 /// The cache's types, without owning any value of them (always `Send + Sync`).
 type Types<K, V, E> = PhantomData<fn() -> (K, V, E)>;
@@ -35,6 +36,9 @@ pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(5 * 60);
 pub struct AsyncSmartCacheBuilder<K, V, E> {
     limits: Limits,
     name: Option<String>,
+    /// Formats keys for `tracing` events, once `trace_keys` asked for it.
+    #[cfg(feature = "tracing")]
+    trace_key: Option<fn(&K) -> String>,
     types: Types<K, V, E>,
 }
 
@@ -52,6 +56,8 @@ where
                 capacity: None,
             },
             name: None,
+            #[cfg(feature = "tracing")]
+            trace_key: None,
             types: PhantomData,
         }
     }
@@ -90,6 +96,17 @@ where
         self
     }
 
+    /// Includes each key, formatted with `Debug`, in the cache's `tracing` events (feature
+    /// `tracing`). Off by default: keys may be personal data.
+    #[cfg(feature = "tracing")]
+    pub fn trace_keys(mut self) -> Self
+    where
+        K: fmt::Debug,
+    {
+        self.trace_key = Some(|key| format!("{key:?}"));
+        self
+    }
+
     /// Builds the cache, registering it if it has a name.
     #[must_use]
     pub fn build(self) -> AsyncSmartCache<K, V, E> {
@@ -98,7 +115,11 @@ where
         if let Some(name) = &name {
             registry::register(Arc::clone(name), &stats);
         }
-        AsyncSmartCache::from_parts(Store::new(self.limits, stats), name)
+        #[cfg(feature = "tracing")]
+        let tracer = Tracer::new(name.clone(), self.trace_key);
+        #[cfg(not(feature = "tracing"))]
+        let tracer = Tracer::new();
+        AsyncSmartCache::from_parts(Store::new(self.limits, stats), name, tracer)
     }
 }
 

@@ -18,6 +18,7 @@ use crate::builder::AsyncSmartCacheBuilder;
 use crate::flight::{CatchPanic, Flight, Leaving, Outcome, SharedComputation, Turn, panic_message};
 use crate::stats::Request;
 use crate::store::{Hasher, Lookup, Store};
+use crate::trace::{Ended, Tracer};
 use crate::{CacheError, CacheStats};
 
 /// An async memoizing cache: per-key single-flight, cached errors with a retry window,
@@ -82,6 +83,7 @@ pub struct AsyncSmartCache<K, V, E = Infallible> {
     // that holds a store lock takes a flight shard lock.
     flights: DashMap<K, Arc<Flight<V, E>>, Hasher>,
     name: Option<Arc<str>>,
+    tracer: Tracer<K>,
 }
 
 /// What the miss path found for a key.
@@ -108,11 +110,16 @@ where
         AsyncSmartCacheBuilder::new()
     }
 
-    pub(crate) fn from_parts(store: Store<K, V, E>, name: Option<Arc<str>>) -> Self {
+    pub(crate) fn from_parts(
+        store: Store<K, V, E>,
+        name: Option<Arc<str>>,
+        tracer: Tracer<K>,
+    ) -> Self {
         Self {
             store,
             flights: DashMap::with_hasher(Hasher::default()),
             name,
+            tracer,
         }
     }
 
@@ -397,6 +404,7 @@ where
                 }
                 Lookup::Error { error, retry_in } => {
                     stats.record(Request::CachedError);
+                    self.tracer.cached_error(key, retry_in);
                     Step::Answer(Err(CacheError::Cached { error, retry_in }))
                 }
                 Lookup::Absent => {
@@ -404,6 +412,7 @@ where
                     vacant.insert(Arc::clone(&flight));
                     stats.record(Request::Miss);
                     stats.in_flight.fetch_add(1, Relaxed);
+                    self.tracer.started(key);
                     Step::Lead(flight)
                 }
             },
@@ -424,7 +433,7 @@ where
             Err(message) => Outcome::Panicked(message),
         };
         let stored = catch_unwind(AssertUnwindSafe(|| {
-            self.store_outcome(key, flight, &outcome)
+            self.store_outcome(key, flight, &outcome);
         }));
         // A panic in the user's `Clone` or `Hash` while storing: the flight still ends, with
         // that panic as its outcome, so no waiter is left hanging.
@@ -432,12 +441,15 @@ where
             Ok(()) => outcome,
             Err(payload) => Outcome::Panicked(panic_message(payload.as_ref())),
         };
-        let stats = &self.store.stats;
-        stats.record_load(
-            matches!(outcome, Outcome::Value(_)),
-            flight.started.elapsed(),
-        );
+        let (stats, took) = (&self.store.stats, flight.started.elapsed());
+        stats.record_load(matches!(outcome, Outcome::Value(_)), took);
         stats.in_flight.fetch_sub(1, Relaxed);
+        let ended = match &outcome {
+            Outcome::Value(_) => Ended::Value,
+            Outcome::Error(_) => Ended::Error,
+            Outcome::Panicked(message) => Ended::Panic(message),
+        };
+        self.tracer.ended(key, &ended, took);
         let answer = outcome.to_answer();
         flight.finish(outcome);
         answer
@@ -467,6 +479,7 @@ where
 
     /// A participant leaves its flight unfinished (it was dropped).
     fn leave(&self, key: &K, flight: &Arc<Flight<V, E>>, leaving: Leaving<V, E>) {
+        let driver = matches!(leaving, Leaving::Driver(_));
         let mut leaving = Some(leaving);
         let mut left = (false, None);
         // Under the shard lock while the flight is still in the map, so that no caller can
@@ -486,6 +499,9 @@ where
         let (abandoned, computation) = left;
         if abandoned {
             self.store.stats.in_flight.fetch_sub(1, Relaxed);
+        }
+        if abandoned || driver {
+            self.tracer.left(key, abandoned);
         }
         // Dropped here, outside every lock: dropping a future runs user code.
         drop(computation);

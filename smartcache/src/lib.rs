@@ -49,6 +49,9 @@
 //! | feature | default | what it adds | cost |
 //! |---|---|---|---|
 //! | `macros` | yes | the `#[smart_cached]` attribute | compile time of `syn`; none at run time |
+//! | `tracing` | no | `tracing` events on the slow path, target `smartcache`, with the cache name (keys only after the builder's `trace_keys`) | a few ns per miss when no subscriber listens; nothing on hits |
+//! | `metrics` | no | [`metrics::publish`](crate::metrics::publish): every registered cache's figures through the `metrics` facade, labelled by name | nothing on the request path; `publish` walks the registry |
+//! | `serde` | no | `Serialize` for [`CacheStats`] and [`registry::RegisteredCache`] | compile time of `serde` only |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(unreachable_pub, missing_debug_implementations)]
@@ -59,9 +62,14 @@ mod cache;
 mod clock;
 mod error;
 mod flight;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod registry;
+#[cfg(feature = "serde")]
+mod serde_impl;
 mod stats;
 mod store;
+mod trace;
 
 pub use builder::{AsyncSmartCacheBuilder, DEFAULT_RETRY_INTERVAL};
 pub use cache::AsyncSmartCache;

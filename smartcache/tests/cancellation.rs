@@ -95,17 +95,19 @@ async fn a_cancelled_waiter_does_not_disturb_the_flight() {
     assert_eq!(calls.get(), 1);
 }
 
-/// A shared computation that records being dropped before it finished.
+/// Records being dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, SeqCst);
+    }
+}
+
 #[tokio::test]
 async fn when_every_caller_has_gone_the_computation_is_dropped_and_nothing_is_stored() {
     let cache = Arc::new(Cache::new());
     let (gate, dropped) = (Gate::new(), Arc::new(AtomicBool::new(false)));
-    struct SetOnDrop(Arc<AtomicBool>);
-    impl Drop for SetOnDrop {
-        fn drop(&mut self) {
-            self.0.store(true, SeqCst);
-        }
-    }
     let callers: Vec<_> = (0..3)
         .map(|_| {
             let (cache, gate, dropped) = (Arc::clone(&cache), gate.clone(), Arc::clone(&dropped));

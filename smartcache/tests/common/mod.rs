@@ -12,45 +12,45 @@ use tokio::sync::Semaphore;
 
 /// Holds computations until opened; opening is remembered, so no wake-up can be missed.
 #[derive(Clone)]
-pub struct Gate(Arc<Semaphore>);
+pub(crate) struct Gate(Arc<Semaphore>);
 
 impl Gate {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(Arc::new(Semaphore::new(0)))
     }
 
     /// Waits until the gate is open.
-    pub async fn pass(&self) {
+    pub(crate) async fn pass(&self) {
         // A closed semaphore means "open": every waiter, present and future, passes.
         let _ = self.0.acquire().await;
     }
 
-    pub fn open(&self) {
+    pub(crate) fn open(&self) {
         self.0.close();
     }
 }
 
 /// Counts computations.
 #[derive(Clone, Default)]
-pub struct Counter(Arc<AtomicUsize>);
+pub(crate) struct Counter(Arc<AtomicUsize>);
 
 impl Counter {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn bump(&self) -> usize {
+    pub(crate) fn bump(&self) -> usize {
         self.0.fetch_add(1, SeqCst) + 1
     }
 
-    pub fn get(&self) -> usize {
+    pub(crate) fn get(&self) -> usize {
         self.0.load(SeqCst)
     }
 }
 
 /// Yields to the scheduler until `done` holds; fails the test after many rounds instead of
 /// hanging. On a current-thread runtime each round lets every ready task run once.
-pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn until(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..100_000 {
         if done() {
             return;
@@ -61,7 +61,7 @@ pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// Polls a future once: `Some(output)` if it finished without waiting on anything.
-pub fn poll_once<F: Future>(future: F) -> Option<F::Output> {
+pub(crate) fn poll_once<F: Future>(future: F) -> Option<F::Output> {
     let mut future = pin!(future);
     match future
         .as_mut()

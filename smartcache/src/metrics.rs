@@ -1,0 +1,67 @@
+//! Publishing statistics through the [`metrics`](https://docs.rs/metrics) facade (feature
+//! `metrics`).
+//!
+//! Caches do not talk to the metrics recorder on the request path: a hit costs the same with
+//! the feature as without it. Instead, [`publish`] reads every registered cache's statistics
+//! and records them as absolute counters and gauges, labelled `cache = <name>`. Call it where
+//! the figures are read: in a Prometheus scrape handler, or from a periodic task.
+//!
+//! | metric | kind | from [`CacheStats`](crate::CacheStats) |
+//! |---|---|---|
+//! | `smartcache_hits_total` | counter | `hits` |
+//! | `smartcache_misses_total` | counter | `misses` |
+//! | `smartcache_coalesced_total` | counter | `coalesced` |
+//! | `smartcache_load_successes_total` | counter | `load_successes` |
+//! | `smartcache_load_failures_total` | counter | `load_failures` |
+//! | `smartcache_cached_error_hits_total` | counter | `cached_error_hits` |
+//! | `smartcache_evictions_total` | counter | `evictions` |
+//! | `smartcache_expirations_total` | counter | `expirations` |
+//! | `smartcache_primes_total` | counter | `primes` |
+//! | `smartcache_load_seconds_total` | gauge | `total_load_time` |
+//! | `smartcache_entries` | gauge | `total_entries` |
+//! | `smartcache_error_entries` | gauge | `error_entries` |
+//! | `smartcache_in_flight` | gauge | `in_flight` |
+//!
+//! ```
+//! // In a scrape handler, before rendering the recorder's output:
+//! smartcache::metrics::publish();
+//! ```
+
+use crate::registry;
+
+/// Records every registered cache's statistics through the `metrics` facade.
+#[allow(clippy::cast_precision_loss)] // gauges are f64 by the facade's design
+pub fn publish() {
+    for cache in registry::snapshot() {
+        let (name, stats) = (cache.name, cache.stats);
+        let counters = [
+            ("smartcache_hits_total", stats.hits),
+            ("smartcache_misses_total", stats.misses),
+            ("smartcache_coalesced_total", stats.coalesced),
+            ("smartcache_load_successes_total", stats.load_successes),
+            ("smartcache_load_failures_total", stats.load_failures),
+            (
+                "smartcache_cached_error_hits_total",
+                stats.cached_error_hits,
+            ),
+            ("smartcache_evictions_total", stats.evictions),
+            ("smartcache_expirations_total", stats.expirations),
+            ("smartcache_primes_total", stats.primes),
+        ];
+        for (metric, value) in counters {
+            ::metrics::counter!(metric, "cache" => name.clone()).absolute(value);
+        }
+        let gauges = [
+            (
+                "smartcache_load_seconds_total",
+                stats.total_load_time.as_secs_f64(),
+            ),
+            ("smartcache_entries", stats.total_entries as f64),
+            ("smartcache_error_entries", stats.error_entries as f64),
+            ("smartcache_in_flight", stats.in_flight as f64),
+        ];
+        for (metric, value) in gauges {
+            ::metrics::gauge!(metric, "cache" => name.clone()).set(value);
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! `tracing` events for the slow path (feature `tracing`): computations starting, ending,
+//! failing, panicking, being handed over or abandoned, and cached-error answers. Hits emit
+//! nothing. Keys are left out unless the builder's `trace_keys` asked for them.
+//!
+//! Without the feature, [`Tracer`] is empty and every method compiles to nothing.
+
+use std::time::Duration;
+
+#[cfg(feature = "tracing")]
+use std::sync::Arc;
+
+/// The target of every event, for filtering (`RUST_LOG=smartcache=debug`).
+#[cfg(feature = "tracing")]
+const TARGET: &str = "smartcache";
+
+/// How an ended computation is reported.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))] // read only by the traced build
+pub(crate) enum Ended<'a> {
+    Value,
+    Error,
+    Panic(&'a str),
+}
+
+pub(crate) struct Tracer<K> {
+    #[cfg(feature = "tracing")]
+    name: Option<Arc<str>>,
+    #[cfg(feature = "tracing")]
+    key: Option<fn(&K) -> String>,
+    #[cfg(not(feature = "tracing"))]
+    key: std::marker::PhantomData<fn(&K)>,
+}
+
+#[cfg(feature = "tracing")]
+impl<K> Tracer<K> {
+    pub(crate) fn new(name: Option<Arc<str>>, key: Option<fn(&K) -> String>) -> Self {
+        Self { name, key }
+    }
+
+    fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("<unnamed>")
+    }
+
+    /// The key as text, or empty when keys are not traced.
+    fn key(&self, key: &K) -> String {
+        self.key.map(|format| format(key)).unwrap_or_default()
+    }
+
+    pub(crate) fn started(&self, key: &K) {
+        tracing::debug!(target: TARGET, cache = self.name(), key = self.key(key), "computation started");
+    }
+
+    pub(crate) fn ended(&self, key: &K, ended: &Ended<'_>, took: Duration) {
+        let (cache, key, took_ms) = (self.name(), self.key(key), took.as_secs_f64() * 1e3);
+        match ended {
+            Ended::Value => {
+                tracing::debug!(target: TARGET, cache, key, took_ms, "computation finished");
+            }
+            Ended::Error => {
+                tracing::warn!(target: TARGET, cache, key, took_ms, "computation failed; error cached");
+            }
+            Ended::Panic(message) => {
+                tracing::error!(target: TARGET, cache, key, took_ms, panic = message, "computation panicked");
+            }
+        }
+    }
+
+    pub(crate) fn cached_error(&self, key: &K, retry_in: Duration) {
+        let retry_in_ms = retry_in.as_secs_f64() * 1e3;
+        tracing::debug!(target: TARGET, cache = self.name(), key = self.key(key), retry_in_ms, "answered with a cached error");
+    }
+
+    pub(crate) fn left(&self, key: &K, abandoned: bool) {
+        if abandoned {
+            tracing::debug!(target: TARGET, cache = self.name(), key = self.key(key), "every caller left; computation dropped");
+        } else {
+            tracing::debug!(target: TARGET, cache = self.name(), key = self.key(key), "driving caller left; a waiter takes over");
+        }
+    }
+}
+
+#[cfg(not(feature = "tracing"))]
+#[allow(clippy::unused_self)] // the same signatures as with the feature, doing nothing
+impl<K> Tracer<K> {
+    pub(crate) fn new() -> Self {
+        Self {
+            key: std::marker::PhantomData,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn started(&self, _: &K) {}
+
+    #[inline]
+    pub(crate) fn ended(&self, _: &K, _: &Ended<'_>, _: Duration) {}
+
+    #[inline]
+    pub(crate) fn cached_error(&self, _: &K, _: Duration) {}
+
+    #[inline]
+    pub(crate) fn left(&self, _: &K, _: bool) {}
+}

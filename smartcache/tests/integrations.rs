@@ -1,0 +1,165 @@
+//! The optional integrations: `serde`, `metrics` and `tracing` (each test runs only when its
+//! feature is on; `cargo test --all-features` runs them all).
+
+#[cfg(any(feature = "serde", feature = "metrics", feature = "tracing"))]
+use smartcache::AsyncSmartCache;
+
+#[cfg(feature = "serde")]
+#[tokio::test]
+async fn stats_and_registry_entries_serialize_with_derived_figures() {
+    let cache: AsyncSmartCache<u8, u8> = AsyncSmartCache::builder().name("serde::stats").build();
+    cache.get_or_init(1, || async { 1 }).await;
+    cache.get_or_init(1, || async { 1 }).await;
+    let json = serde_json::to_value(cache.stats()).unwrap();
+    assert_eq!(json["hits"], 1);
+    assert_eq!(json["misses"], 1);
+    assert_eq!(json["requests"], 2);
+    assert_eq!(json["hit_rate"], 0.5);
+    assert!(json["total_load_time_secs"].is_f64());
+
+    let listed = smartcache::registry::snapshot();
+    let ours = listed.iter().find(|c| c.name == "serde::stats").unwrap();
+    let json = serde_json::to_value(ours).unwrap();
+    assert_eq!(json["name"], "serde::stats");
+    assert_eq!(json["stats"]["load_successes"], 1);
+}
+
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn publish_records_every_registered_cache_labelled_by_name() {
+    use metrics_util::MetricKind;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let cache: AsyncSmartCache<u8, u8, String> = AsyncSmartCache::builder()
+        .name("metrics::published")
+        .build();
+    cache.get_or_compute(1, || async { Ok(1) }).await.unwrap();
+    cache.get_or_compute(1, || async { Ok(1) }).await.unwrap();
+    let _ = cache
+        .get_or_compute(2, || async { Err("down".to_owned()) })
+        .await;
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, smartcache::metrics::publish);
+
+    // One snapshot: the debugging recorder hands out each metric once per snapshot.
+    let snapshot = snapshotter.snapshot().into_vec();
+    let ours = |name: &str| {
+        snapshot.iter().find_map(|(key, _, _, value)| {
+            let kind = key.kind();
+            let key = key.key();
+            let labelled = key
+                .labels()
+                .any(|l| l.key() == "cache" && l.value() == "metrics::published");
+            (key.name() == name && labelled).then_some((kind, value))
+        })
+    };
+    assert!(matches!(
+        ours("smartcache_hits_total"),
+        Some((_, &DebugValue::Counter(1)))
+    ));
+    assert!(matches!(
+        ours("smartcache_misses_total"),
+        Some((_, &DebugValue::Counter(2)))
+    ));
+    assert!(matches!(
+        ours("smartcache_load_failures_total"),
+        Some((_, &DebugValue::Counter(1)))
+    ));
+    match ours("smartcache_entries") {
+        Some((_, &DebugValue::Gauge(entries))) => {
+            assert!((entries.into_inner() - 2.0).abs() < 1e-9)
+        }
+        other => panic!("no entries gauge: {other:?}"),
+    }
+    assert!(matches!(
+        ours("smartcache_in_flight"),
+        Some((MetricKind::Gauge, _))
+    ));
+}
+
+#[cfg(feature = "tracing")]
+mod traced {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use smartcache::AsyncSmartCache;
+
+    /// Collects formatted events in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn subscriber(out: &Captured) -> impl tracing::Subscriber + Send + Sync {
+        let out = out.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || out.clone())
+            .finish()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn slow_path_events_carry_the_cache_name_but_not_the_key() {
+        let out = Captured::default();
+        let _guard = tracing::subscriber::set_default(subscriber(&out));
+        let cache: AsyncSmartCache<&str, u8, String> =
+            AsyncSmartCache::builder().name("traced::users").build();
+        cache
+            .get_or_compute("secret-user", || async { Ok(1) })
+            .await
+            .unwrap();
+        let _ = cache
+            .get_or_compute("other", || async { Err("down".to_owned()) })
+            .await;
+        let _ = cache.get_or_compute("other", || async { Ok(2) }).await;
+        let _ = cache
+            .get_or_compute("boom", || async { panic!("kaboom") })
+            .await;
+
+        let text = out.text();
+        for expected in [
+            "computation started",
+            "computation finished",
+            "computation failed",
+            "answered with a cached error",
+            "computation panicked",
+            "kaboom",
+            "traced::users",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        assert!(
+            !text.contains("secret-user"),
+            "keys are private by default:\n{text}"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn trace_keys_opts_in_to_logging_keys() {
+        let out = Captured::default();
+        let _guard = tracing::subscriber::set_default(subscriber(&out));
+        let cache: AsyncSmartCache<&str, u8> = AsyncSmartCache::builder()
+            .name("traced::keys")
+            .trace_keys()
+            .build();
+        cache.get_or_init("visible-key", || async { 1 }).await;
+        assert!(out.text().contains("visible-key"), "{}", out.text());
+    }
+}
