@@ -26,7 +26,7 @@ where
     ///
     /// Do not call it from async code (use `get_or_compute` there): if it has to wait for a
     /// flight that a task of the same thread drives, that task never runs again. From
-    /// [`tokio::task::spawn_blocking`] or a plain thread it is fine.
+    /// [`tokio::task::spawn_blocking`](https://docs.rs/tokio/latest/tokio/task/fn.spawn_blocking.html) or a plain thread it is fine.
     ///
     /// # Errors
     ///

@@ -219,7 +219,7 @@ where
     ///
     /// No lock is held while it runs, so other keys are not held up; but it does occupy the
     /// calling thread, so keep it short, or move heavy work to
-    /// [`tokio::task::spawn_blocking`] inside an async computation.
+    /// [`tokio::task::spawn_blocking`](https://docs.rs/tokio/latest/tokio/task/fn.spawn_blocking.html) inside an async computation.
     ///
     /// # Errors
     ///

@@ -50,7 +50,7 @@
 //! |---|---|---|---|
 //! | `macros` | yes | the `#[smart_cached]` attribute | compile time of `syn`; none at run time |
 //! | `tracing` | no | `tracing` events on the slow path, target `smartcache`, with the cache name (keys only after the builder's `trace_keys`) | a few ns per miss when no subscriber listens; nothing on hits |
-//! | `metrics` | no | [`metrics::publish`](crate::metrics::publish): every registered cache's figures through the `metrics` facade, labelled by name | nothing on the request path; `publish` walks the registry |
+//! | `metrics` | no | `metrics::publish()`: every registered cache's figures through the `metrics` facade, labelled by name | nothing on the request path; `publish` walks the registry |
 //! | `serde` | no | `Serialize` for [`CacheStats`] and [`registry::RegisteredCache`] | compile time of `serde` only |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
