@@ -432,11 +432,22 @@ where
             Ok(Err(error)) => Outcome::Error(Arc::new(error)),
             Err(message) => Outcome::Panicked(message),
         };
-        let stored = catch_unwind(AssertUnwindSafe(|| {
-            self.store_outcome(key, flight, &outcome);
+        // The copies to store, made outside any lock: user `Clone` code does not run under it.
+        let record = catch_unwind(AssertUnwindSafe(|| match &outcome {
+            Outcome::Value(value) => Some((key.clone(), Ok(value.clone()))),
+            Outcome::Error(error) => Some((key.clone(), Err(Arc::clone(error)))),
+            Outcome::Panicked(_) => None,
         }));
-        // A panic in the user's `Clone` or `Hash` while storing: the flight still ends, with
-        // that panic as its outcome, so no waiter is left hanging.
+        // A panic in the user's `Clone`: the flight still ends, with that panic as its
+        // outcome and nothing stored, so no waiter is left hanging.
+        let (outcome, record) = match record {
+            Ok(record) => (outcome, record),
+            Err(payload) => (Outcome::Panicked(panic_message(payload.as_ref())), None),
+        };
+        // Leaves the map whatever happens, so no later caller joins a finished flight. Only a
+        // panicking `Hash` or `Eq` can unwind out of here, and with such a key every call
+        // panics in the map lookup anyway.
+        let stored = catch_unwind(AssertUnwindSafe(|| self.store_outcome(key, flight, record)));
         let outcome = match stored {
             Ok(()) => outcome,
             Err(payload) => Outcome::Panicked(panic_message(payload.as_ref())),
@@ -450,18 +461,20 @@ where
             Outcome::Panicked(message) => Ended::Panic(message),
         };
         self.tracer.ended(key, &ended, took);
-        let answer = outcome.to_answer();
+        // Waiters are woken before this caller's copy is made: if the user's `Clone` panics
+        // now, it unwinds into this caller alone, and nobody is left waiting.
         flight.finish(outcome);
-        answer
+        flight.answer()
     }
 
-    fn store_outcome(&self, key: &K, flight: &Arc<Flight<V, E>>, outcome: &Outcome<V, E>) {
-        // Prepared outside the lock: user `Clone` code does not run under it.
-        let mut record = match outcome {
-            Outcome::Value(value) => Some((key.clone(), Ok(value.clone()))),
-            Outcome::Error(error) => Some((key.clone(), Err(Arc::clone(error)))),
-            Outcome::Panicked(_) => None,
-        };
+    /// Removes the flight from the map and, if it was still the key's flight, stores
+    /// `record` (a value or an error; `None` stores nothing).
+    fn store_outcome(
+        &self,
+        key: &K,
+        flight: &Arc<Flight<V, E>>,
+        mut record: Option<(K, Result<V, Arc<E>>)>,
+    ) {
         // INVARIANT (no stale resurrection): store only while this flight is still the key's
         // flight, under the shard lock that invalidate, clear and prime take to detach it.
         self.flights.remove_if(key, |_, current| {

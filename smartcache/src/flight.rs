@@ -190,6 +190,19 @@ impl<V: Clone, E> Flight<V, E> {
         }
     }
 
+    /// The answer of a finished flight.
+    pub(crate) fn answer(&self) -> Result<V, CacheError<E>> {
+        self.outcome.get().map_or_else(
+            // Unreachable: called after `finish`. An answer beats a panic all the same.
+            || {
+                Err(CacheError::Panicked {
+                    message: "flight has no outcome".into(),
+                })
+            },
+            Outcome::to_answer,
+        )
+    }
+
     fn look(&self) -> Option<Turn<V, E>> {
         if let Some(outcome) = self.outcome.get() {
             return Some(Turn::Answer(outcome.to_answer()));

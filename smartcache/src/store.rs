@@ -198,9 +198,11 @@ where
                 error,
                 failed_at: now,
             };
+            // Counted before it is visible, for the reason given in `insert_with`.
+            self.stats.error_entries.fetch_add(1, Relaxed);
             let added = self.failures.insert(key, failure).is_none();
-            if added {
-                self.stats.error_entries.fetch_add(1, Relaxed);
+            if !added {
+                self.stats.error_entries.fetch_sub(1, Relaxed);
             }
             added
         });
@@ -211,9 +213,7 @@ where
     fn insert_with(&self, key: K, insert: impl FnOnce(K, u64) -> bool) {
         let now = self.clock.now();
         let Some(queue) = &self.queue else {
-            if insert(key, now) {
-                self.stats.entries.fetch_add(1, Relaxed);
-            }
+            self.count_insertion(|| insert(key, now));
             return;
         };
         if self.capacity == 0 {
@@ -225,11 +225,20 @@ where
         let mut queue = lock(queue);
         self.make_room(&mut queue);
         queue.push_back((key.clone(), now));
-        if insert(key, now) {
-            self.stats.entries.fetch_add(1, Relaxed);
-        }
+        self.count_insertion(|| insert(key, now));
         if queue.len() as u64 > self.capacity.saturating_mul(2).saturating_add(32) {
             self.compact(&mut queue);
+        }
+    }
+
+    /// Runs an insertion that reports whether it added an entry, keeping `entries` right.
+    fn count_insertion(&self, insert: impl FnOnce() -> bool) {
+        // INVARIANT: the entry is counted *before* it becomes visible, so that a concurrent
+        // removal (which uncounts it) can never take the counter below zero; a replacement
+        // gives the count back.
+        self.stats.entries.fetch_add(1, Relaxed);
+        if !insert() {
+            self.stats.entries.fetch_sub(1, Relaxed);
         }
     }
 

@@ -211,3 +211,57 @@ async fn a_panic_while_building_the_computation_is_caught_too() {
     );
     assert_eq!(cache.stats().in_flight, 0);
 }
+
+/// A value whose `Clone` panics once armed: the first copy the cache makes blows up.
+#[derive(Debug)]
+struct Fragile(Arc<AtomicBool>);
+
+impl Clone for Fragile {
+    fn clone(&self) -> Self {
+        assert!(!self.0.swap(false, SeqCst), "clone of a fragile value");
+        Self(Arc::clone(&self.0))
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_clone_of_the_value_fails_the_flight_without_wedging_the_key() {
+    let cache: Arc<AsyncSmartCache<u8, Fragile, String>> = Arc::new(AsyncSmartCache::new());
+    let (gate, armed) = (Gate::new(), Arc::new(AtomicBool::new(true)));
+    let herd: Vec<_> = (0..3)
+        .map(|_| {
+            let (cache, gate, armed) = (Arc::clone(&cache), gate.clone(), Arc::clone(&armed));
+            tokio::spawn(async move {
+                cache
+                    .get_or_compute(1, || async move {
+                        gate.pass().await;
+                        Ok(Fragile(armed))
+                    })
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .collect();
+    until("the herd arrived", || cache.stats().misses == 3).await;
+    gate.open();
+    for caller in herd {
+        let error = caller.await.unwrap().unwrap_err();
+        assert_eq!(
+            error,
+            CacheError::Panicked {
+                message: "clone of a fragile value".into()
+            }
+        );
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.in_flight, stats.total_entries, stats.load_failures),
+        (0, 0, 1)
+    );
+    // The key is not stuck on the old flight: the next call computes and stores.
+    let disarmed = Arc::new(AtomicBool::new(false));
+    let value = cache
+        .get_or_compute(1, || async move { Ok(Fragile(disarmed)) })
+        .await;
+    assert!(value.is_ok());
+    assert_eq!(cache.entry_count(), 1);
+}

@@ -69,7 +69,7 @@ async fn publish_records_every_registered_cache_labelled_by_name() {
     ));
     match ours("smartcache_entries") {
         Some((_, &DebugValue::Gauge(entries))) => {
-            assert!((entries.into_inner() - 2.0).abs() < 1e-9)
+            assert!((entries.into_inner() - 2.0).abs() < 1e-9);
         }
         other => panic!("no entries gauge: {other:?}"),
     }
