@@ -253,10 +253,13 @@ where
             };
             if let Some(entry) = self.values.get(&key) {
                 let meta = entry.meta.load(Relaxed);
-                if meta & !REFERENCED == stored_at && meta & REFERENCED != 0 && spared < queue.len()
+                if meta & !REFERENCED == stored_at
+                    && meta & REFERENCED != 0
+                    && spared <= queue.len()
                 {
                     // Second chance: clear the mark and requeue. `spared` bounds the loop:
-                    // after one lap every mark is clear.
+                    // after one full lap every mark is clear (`<=`, not `<`: the last item of
+                    // the lap is spared too, so the oldest entry goes, not the newest).
                     entry.meta.fetch_and(!REFERENCED, Relaxed);
                     drop(entry); // release the shard lock before touching the queue again
                     queue.push_back((key, stored_at));

@@ -1,0 +1,1078 @@
+//! Model-based test: random sequences of operations on a cache with a paused clock, each
+//! answer and every statistic compared with a small sequential model of the documented
+//! semantics (cache.rs, store.rs, flight.rs).
+//!
+//! The model is deliberately naive: ordered maps of values and cached errors with their
+//! timestamps, a second-chance FIFO queue written from the policy in the builder and store
+//! docs, and a sweep deadline. Concurrency enters through herds (N callers of one key, which
+//! must share one computation) and cancelled callers (a lone caller abandoning its flight, a
+//! leader cancelled while others wait); the paused clock makes their interleaving exact.
+//!
+//! `SMARTCACHE_MODEL_CASES` sets the number of random cases (default 128).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestCaseError};
+use smartcache::{AsyncSmartCache, CacheError, CacheStats};
+use tokio::task::JoinHandle;
+
+type Key = u8;
+/// A value names its key and the operation whose computation or prime produced it.
+type Val = (Key, u32);
+type Cache = AsyncSmartCache<Key, Val, String>;
+type Reply = Result<Val, CacheError<String>>;
+
+const MS: u64 = 1_000_000;
+
+// ---------------------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------------------
+
+/// The settings of the cache under test.
+#[derive(Debug, Clone, Copy)]
+struct Config {
+    ttl_ms: Option<u64>,
+    retry_ms: u64,
+    capacity: Option<u64>,
+}
+
+/// What a computation does once its delay has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    Value,
+    Error,
+    Panic,
+}
+
+/// Which method starts the computation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// `get_or_compute`: a cancelled driver hands over to a waiter that computes again.
+    Local,
+    /// `get_or_compute_shared`: a cancelled driver hands its future to a waiter.
+    Shared,
+    /// `get_or_compute_sync`: no delay.
+    Sync,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// One caller.
+    Get {
+        key: Key,
+        form: Form,
+        ends: Ends,
+        delay_ms: u64,
+    },
+    /// `get`: never computes.
+    Peek {
+        key: Key,
+    },
+    /// `callers` callers of one key, all started before the computation ends.
+    Herd {
+        key: Key,
+        callers: usize,
+        form: Form,
+        ends: Ends,
+        delay_ms: u64,
+    },
+    /// One caller cancelled by a timeout before its computation ends: the flight is abandoned.
+    Abandon {
+        key: Key,
+        delay_ms: u64,
+        after_ms: u64,
+    },
+    /// A leader cancelled by a timeout while `waiters` wait on its flight.
+    CancelLeader {
+        key: Key,
+        waiters: usize,
+        form: Form,
+        ends: Ends,
+        delay_ms: u64,
+        after_ms: u64,
+    },
+    Prime {
+        key: Key,
+    },
+    Invalidate {
+        key: Key,
+    },
+    Clear,
+    Advance {
+        ms: u64,
+    },
+}
+
+/// An answer, as compared between the cache and the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Answer {
+    Value(Val),
+    Failed(String),
+    Cached {
+        error: String,
+        retry_in: Duration,
+    },
+    Panicked(String),
+    /// The caller was cancelled by its timeout.
+    TimedOut,
+    /// `get` found nothing.
+    Nothing,
+    /// `invalidate` returned this.
+    Removed(bool),
+    /// Operations with nothing to answer.
+    Done,
+}
+
+impl Answer {
+    fn of(reply: Reply) -> Self {
+        match reply {
+            Ok(value) => Self::Value(value),
+            Err(CacheError::Failed(error)) => Self::Failed((*error).clone()),
+            Err(CacheError::Cached { error, retry_in }) => Self::Cached {
+                error: (*error).clone(),
+                retry_in,
+            },
+            Err(CacheError::Panicked { message }) => Self::Panicked(message),
+            Err(other) => panic!("an answer this test does not know: {other:?}"),
+        }
+    }
+}
+
+fn error_text(tag: u32) -> String {
+    format!("error {tag}")
+}
+
+fn panic_text(tag: u32) -> String {
+    format!("injected panic {tag}")
+}
+
+// ---------------------------------------------------------------------------------------
+// The model
+// ---------------------------------------------------------------------------------------
+
+/// The statistics the model predicts, compared field by field with `CacheStats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Figures {
+    hits: u64,
+    misses: u64,
+    coalesced: u64,
+    load_successes: u64,
+    load_failures: u64,
+    cached_error_hits: u64,
+    evictions: u64,
+    expirations: u64,
+    primes: u64,
+    total_load_time: Duration,
+    total_entries: u64,
+    error_entries: u64,
+    in_flight: u64,
+}
+
+impl Figures {
+    fn of(stats: &CacheStats) -> Self {
+        Self {
+            hits: stats.hits,
+            misses: stats.misses,
+            coalesced: stats.coalesced,
+            load_successes: stats.load_successes,
+            load_failures: stats.load_failures,
+            cached_error_hits: stats.cached_error_hits,
+            evictions: stats.evictions,
+            expirations: stats.expirations,
+            primes: stats.primes,
+            total_load_time: stats.total_load_time,
+            total_entries: stats.total_entries,
+            error_entries: stats.error_entries,
+            in_flight: stats.in_flight,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct StoredValue {
+    value: Val,
+    stored_at: u64,
+    referenced: bool,
+}
+
+#[derive(Debug)]
+struct StoredError {
+    tag: u32,
+    failed_at: u64,
+}
+
+/// What a caller finds before computing.
+enum Begin {
+    Answer(Answer),
+    Compute,
+}
+
+/// The documented semantics, one call at a time. Times are nanoseconds since the cache was
+/// built.
+#[derive(Debug)]
+struct Model {
+    ttl: Option<u64>,
+    retry: u64,
+    capacity: Option<u64>,
+    now: u64,
+    values: BTreeMap<Key, StoredValue>,
+    errors: BTreeMap<Key, StoredError>,
+    /// Second-chance FIFO: `(key, stored_at)` in storing order. Items of entries since removed
+    /// or replaced stay behind and are skipped: the stamp tells them apart.
+    queue: VecDeque<(Key, u64)>,
+    sweep_every: Option<u64>,
+    next_sweep: u64,
+    figures: Figures,
+}
+
+impl Model {
+    fn new(config: Config) -> Self {
+        let ttl = config.ttl_ms.map(|ms| ms * MS);
+        let retry = config.retry_ms * MS;
+        let sweep_every = match (ttl, retry) {
+            (None, 0) => None,
+            (Some(ttl), 0) => Some(ttl),
+            (None, retry) => Some(retry),
+            (Some(ttl), retry) => Some(ttl.min(retry)),
+        };
+        Self {
+            ttl,
+            retry,
+            capacity: config.capacity,
+            now: 0,
+            values: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            queue: VecDeque::new(),
+            sweep_every,
+            next_sweep: sweep_every.unwrap_or(u64::MAX),
+            figures: Figures::default(),
+        }
+    }
+
+    fn expired(&self, stored_at: u64) -> bool {
+        self.ttl.is_some_and(|ttl| self.now - stored_at >= ttl)
+    }
+
+    /// A fresh value, marked as read.
+    fn fresh(&mut self, key: Key) -> Option<Val> {
+        let expired = self.expired(self.values.get(&key)?.stored_at);
+        let entry = self.values.get_mut(&key)?;
+        if expired {
+            return None;
+        }
+        entry.referenced = true;
+        Some(entry.value)
+    }
+
+    /// Removes expired values and errors past their window, once per sweep period, on the
+    /// write path.
+    fn sweep_if_due(&mut self) {
+        let Some(every) = self.sweep_every else {
+            return;
+        };
+        if self.now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = self.now + every;
+        if self.ttl.is_some() {
+            let expired: Vec<Key> = (self.values.iter())
+                .filter(|(_, v)| self.expired(v.stored_at))
+                .map(|(k, _)| *k)
+                .collect();
+            for key in expired {
+                self.values.remove(&key);
+                self.figures.total_entries -= 1;
+                self.figures.expirations += 1;
+            }
+        }
+        let over: Vec<Key> = (self.errors.iter())
+            .filter(|(_, e)| self.now - e.failed_at >= self.retry)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in over {
+            self.errors.remove(&key);
+            self.figures.total_entries -= 1;
+            self.figures.error_entries -= 1;
+        }
+    }
+
+    /// The first caller of an operation: fast path, sweep, then the store.
+    fn begin(&mut self, key: Key) -> Begin {
+        if let Some(value) = self.fresh(key) {
+            self.figures.hits += 1;
+            return Begin::Answer(Answer::Value(value));
+        }
+        self.sweep_if_due();
+        if self
+            .values
+            .get(&key)
+            .is_some_and(|v| self.expired(v.stored_at))
+        {
+            self.values.remove(&key);
+            self.figures.total_entries -= 1;
+            self.figures.expirations += 1;
+        }
+        if let Some(error) = self.errors.get(&key) {
+            let age = self.now - error.failed_at;
+            if age < self.retry {
+                self.figures.cached_error_hits += 1;
+                return Begin::Answer(Answer::Cached {
+                    error: error_text(error.tag),
+                    retry_in: Duration::from_nanos(self.retry - age),
+                });
+            }
+            self.errors.remove(&key);
+            self.figures.total_entries -= 1;
+            self.figures.error_entries -= 1;
+        }
+        self.figures.misses += 1;
+        self.figures.in_flight += 1;
+        Begin::Compute
+    }
+
+    /// The end of a flight started at `started`: the clock is at its end.
+    fn finish(&mut self, key: Key, tag: u32, ends: Ends, started: u64) -> Answer {
+        self.figures.in_flight -= 1;
+        self.figures.total_load_time += Duration::from_nanos(self.now - started);
+        match ends {
+            Ends::Value => {
+                self.figures.load_successes += 1;
+                self.store_value(key, (key, tag));
+                Answer::Value((key, tag))
+            }
+            Ends::Error => {
+                self.figures.load_failures += 1;
+                self.store_error(key, tag);
+                Answer::Failed(error_text(tag))
+            }
+            Ends::Panic => {
+                self.figures.load_failures += 1;
+                Answer::Panicked(panic_text(tag))
+            }
+        }
+    }
+
+    fn store_value(&mut self, key: Key, value: Val) {
+        if self.errors.remove(&key).is_some() {
+            self.figures.total_entries -= 1;
+            self.figures.error_entries -= 1;
+        }
+        if !self.make_room(key) {
+            return;
+        }
+        let replaced = self.values.insert(
+            key,
+            StoredValue {
+                value,
+                stored_at: self.now,
+                referenced: false,
+            },
+        );
+        if replaced.is_none() {
+            self.figures.total_entries += 1;
+        }
+        self.compact_if_long();
+    }
+
+    fn store_error(&mut self, key: Key, tag: u32) {
+        if self.retry == 0 {
+            return;
+        }
+        if self.values.remove(&key).is_some() {
+            self.figures.total_entries -= 1;
+        }
+        if !self.make_room(key) {
+            return;
+        }
+        let error = StoredError {
+            tag,
+            failed_at: self.now,
+        };
+        if self.errors.insert(key, error).is_none() {
+            self.figures.total_entries += 1;
+            self.figures.error_entries += 1;
+        }
+        self.compact_if_long();
+    }
+
+    /// With a capacity: evicts until one more entry fits and queues `key`. Whether the entry
+    /// may be stored (a zero capacity stores nothing).
+    fn make_room(&mut self, key: Key) -> bool {
+        let Some(capacity) = self.capacity else {
+            return true;
+        };
+        if capacity == 0 {
+            return false;
+        }
+        while self.figures.total_entries >= capacity {
+            let (oldest, stamp) = self.queue.pop_front().expect("a live entry is queued");
+            if let Some(value) = self.values.get_mut(&oldest)
+                && value.stored_at == stamp
+            {
+                if value.referenced {
+                    // Second chance: the mark is cleared, the entry goes to the back.
+                    value.referenced = false;
+                    self.queue.push_back((oldest, stamp));
+                    continue;
+                }
+                self.values.remove(&oldest);
+                self.figures.total_entries -= 1;
+                self.figures.evictions += 1;
+            } else if self
+                .errors
+                .get(&oldest)
+                .is_some_and(|e| e.failed_at == stamp)
+            {
+                self.errors.remove(&oldest);
+                self.figures.total_entries -= 1;
+                self.figures.error_entries -= 1;
+                self.figures.evictions += 1;
+            }
+        }
+        self.queue.push_back((key, self.now));
+        true
+    }
+
+    /// Past twice the capacity plus 32 items, stale items go, and of two items of one entry
+    /// (stored twice at the same instant) the later stays.
+    fn compact_if_long(&mut self) {
+        let Some(capacity) = self.capacity else {
+            return;
+        };
+        if self.queue.len() as u64 <= capacity * 2 + 32 {
+            return;
+        }
+        let mut seen = Vec::new();
+        let mut live: Vec<(Key, u64)> = Vec::new();
+        for &(key, stamp) in self.queue.iter().rev() {
+            let current = (self.values.get(&key).map(|v| v.stored_at))
+                .or_else(|| self.errors.get(&key).map(|e| e.failed_at));
+            if current == Some(stamp) && !seen.contains(&key) {
+                seen.push(key);
+                live.push((key, stamp));
+            }
+        }
+        live.reverse();
+        self.queue = live.into();
+    }
+
+    fn invalidate(&mut self, key: Key) -> bool {
+        let value = self.values.remove(&key).is_some();
+        let error = self.errors.remove(&key).is_some();
+        self.figures.total_entries -= u64::from(value) + u64::from(error);
+        self.figures.error_entries -= u64::from(error);
+        value || error
+    }
+
+    fn clear(&mut self) {
+        self.values.clear();
+        self.errors.clear();
+        self.queue.clear();
+        self.figures.total_entries = 0;
+        self.figures.error_entries = 0;
+    }
+
+    /// The predicted answers (first caller first) and number of computations started.
+    fn apply(&mut self, op: &Op, tag: u32) -> (Vec<Answer>, usize) {
+        match *op {
+            Op::Get {
+                key,
+                ends,
+                delay_ms,
+                ..
+            } => self.flight(key, 1, tag, ends, delay_ms * MS, 1),
+            Op::Peek { key } => {
+                let found = self.fresh(key);
+                if found.is_some() {
+                    self.figures.hits += 1;
+                } else {
+                    self.figures.misses += 1;
+                }
+                (vec![found.map_or(Answer::Nothing, Answer::Value)], 0)
+            }
+            Op::Herd {
+                key,
+                callers,
+                ends,
+                delay_ms,
+                ..
+            } => self.flight(key, callers, tag, ends, delay_ms * MS, 1),
+            Op::Abandon { key, after_ms, .. } => match self.begin(key) {
+                Begin::Answer(answer) => (vec![answer], 0),
+                Begin::Compute => {
+                    // The only caller left: the flight is dropped, nothing is counted as a load.
+                    self.now += after_ms * MS;
+                    self.figures.in_flight -= 1;
+                    (vec![Answer::TimedOut], 1)
+                }
+            },
+            Op::CancelLeader {
+                key,
+                waiters,
+                form,
+                ends,
+                delay_ms,
+                after_ms,
+            } => {
+                let (answers, computations) = if form == Form::Shared {
+                    // The same future goes on: it ends `delay` after it started.
+                    self.flight(key, waiters + 1, tag, ends, delay_ms * MS, 1)
+                } else {
+                    // A waiter takes over when the leader is cancelled and runs its own.
+                    self.flight(key, waiters + 1, tag, ends, (after_ms + delay_ms) * MS, 2)
+                };
+                let mut answers = answers;
+                if computations > 0 {
+                    answers[0] = Answer::TimedOut;
+                }
+                (answers, computations)
+            }
+            Op::Prime { key } => {
+                self.sweep_if_due();
+                self.store_value(key, (key, tag));
+                self.figures.primes += 1;
+                (vec![Answer::Done], 0)
+            }
+            Op::Invalidate { key } => (vec![Answer::Removed(self.invalidate(key))], 0),
+            Op::Clear => {
+                self.clear();
+                (vec![Answer::Done], 0)
+            }
+            Op::Advance { ms } => {
+                self.now += ms * MS;
+                (vec![Answer::Done], 0)
+            }
+        }
+    }
+
+    /// `callers` callers of `key` at this instant; if they miss, one flight that ends
+    /// `took` later after `computations` computations started.
+    fn flight(
+        &mut self,
+        key: Key,
+        callers: usize,
+        tag: u32,
+        ends: Ends,
+        took: u64,
+        computations: usize,
+    ) -> (Vec<Answer>, usize) {
+        match self.begin(key) {
+            Begin::Answer(answer) => {
+                // Every caller finds the same at the same instant, and is counted the same.
+                for _ in 1..callers {
+                    match answer {
+                        Answer::Value(_) => self.figures.hits += 1,
+                        _ => self.figures.cached_error_hits += 1,
+                    }
+                }
+                (vec![answer; callers], 0)
+            }
+            Begin::Compute => {
+                let joined = callers as u64 - 1;
+                self.figures.misses += joined;
+                self.figures.coalesced += joined;
+                let started = self.now;
+                self.now += took;
+                let answer = self.finish(key, tag, ends, started);
+                (vec![answer; callers], computations)
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The real cache, driven on a paused current-thread runtime
+// ---------------------------------------------------------------------------------------
+
+async fn computation(
+    key: Key,
+    tag: u32,
+    ends: Ends,
+    delay_ms: u64,
+    started: Arc<AtomicUsize>,
+) -> Result<Val, String> {
+    started.fetch_add(1, SeqCst);
+    if delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
+    match ends {
+        Ends::Value => Ok((key, tag)),
+        Ends::Error => Err(error_text(tag)),
+        Ends::Panic => panic!("{}", panic_text(tag)),
+    }
+}
+
+/// One call of `key` in the given form.
+async fn call(
+    cache: &Cache,
+    key: Key,
+    form: Form,
+    tag: u32,
+    ends: Ends,
+    delay_ms: u64,
+    started: &Arc<AtomicUsize>,
+) -> Reply {
+    let started = Arc::clone(started);
+    match form {
+        Form::Local => {
+            (cache.get_or_compute(key, || computation(key, tag, ends, delay_ms, started))).await
+        }
+        Form::Shared => {
+            let compute = || computation(key, tag, ends, delay_ms, started);
+            cache.get_or_compute_shared(key, compute).await
+        }
+        Form::Sync => {
+            let compute = || {
+                started.fetch_add(1, SeqCst);
+                match ends {
+                    Ends::Value => Ok((key, tag)),
+                    Ends::Error => Err(error_text(tag)),
+                    Ends::Panic => panic!("{}", panic_text(tag)),
+                }
+            };
+            cache.get_or_compute_sync(key, compute).await
+        }
+    }
+}
+
+/// A spawned call, cancelled by a timeout of `after_ms` if given.
+fn spawn_call(
+    cache: &Arc<Cache>,
+    key: Key,
+    (form, tag, ends, delay_ms): (Form, u32, Ends, u64),
+    after_ms: Option<u64>,
+    started: &Arc<AtomicUsize>,
+) -> JoinHandle<Option<Reply>> {
+    let (cache, started) = (Arc::clone(cache), Arc::clone(started));
+    tokio::spawn(async move {
+        let reply = call(&cache, key, form, tag, ends, delay_ms, &started);
+        match after_ms {
+            Some(ms) => tokio::time::timeout(Duration::from_millis(ms), reply)
+                .await
+                .ok(),
+            None => Some(reply.await),
+        }
+    })
+}
+
+/// Yields until `done` holds. Yielding keeps tasks ready, so a paused clock does not move.
+async fn settle(what: &str, mut done: impl FnMut() -> bool) -> Result<(), String> {
+    for _ in 0..10_000 {
+        if done() {
+            return Ok(());
+        }
+        tokio::task::yield_now().await;
+    }
+    Err(format!("never settled: {what}"))
+}
+
+/// Starts a leader, then `waiters` callers once the leader is computing (or has answered).
+/// The replies, leader first; `None` for a caller cancelled by its timeout.
+async fn herd(
+    cache: &Arc<Cache>,
+    key: Key,
+    call: (Form, u32, Ends, u64),
+    waiters: usize,
+    leader_after_ms: Option<u64>,
+    started: &Arc<AtomicUsize>,
+) -> Result<Vec<Option<Reply>>, String> {
+    let leader = spawn_call(cache, key, call, leader_after_ms, started);
+    settle("the leader computes", || {
+        leader.is_finished() || cache.stats().in_flight == 1
+    })
+    .await?;
+    let coalesced = cache.stats().coalesced;
+    let rest: Vec<_> = (0..waiters)
+        .map(|_| spawn_call(cache, key, call, None, started))
+        .collect();
+    settle("the waiters joined", || {
+        rest.iter().all(JoinHandle::is_finished)
+            || cache.stats().coalesced == coalesced + waiters as u64
+    })
+    .await?;
+    let mut replies = Vec::new();
+    for handle in std::iter::once(leader).chain(rest) {
+        replies.push(handle.await.map_err(|e| format!("a caller failed: {e}"))?);
+    }
+    Ok(replies)
+}
+
+/// What one operation did: its answers, the replies of its get calls, the computations
+/// it started.
+struct Performed {
+    answers: Vec<Answer>,
+    replies: Vec<Reply>,
+    computations: usize,
+}
+
+/// Runs one operation on the cache.
+async fn perform(cache: &Arc<Cache>, op: &Op, tag: u32) -> Result<Performed, String> {
+    let started = Arc::new(AtomicUsize::new(0));
+    let replies: Vec<Option<Reply>> = match *op {
+        Op::Get {
+            key,
+            form,
+            ends,
+            delay_ms,
+        } => vec![Some(
+            call(cache, key, form, tag, ends, delay_ms, &started).await,
+        )],
+        Op::Herd {
+            key,
+            callers,
+            form,
+            ends,
+            delay_ms,
+        } => {
+            herd(
+                cache,
+                key,
+                (form, tag, ends, delay_ms),
+                callers - 1,
+                None,
+                &started,
+            )
+            .await?
+        }
+        Op::Abandon {
+            key,
+            delay_ms,
+            after_ms,
+        } => {
+            let reply = call(
+                cache,
+                key,
+                Form::Local,
+                tag,
+                Ends::Value,
+                delay_ms,
+                &started,
+            );
+            vec![
+                tokio::time::timeout(Duration::from_millis(after_ms), reply)
+                    .await
+                    .ok(),
+            ]
+        }
+        Op::CancelLeader {
+            key,
+            waiters,
+            form,
+            ends,
+            delay_ms,
+            after_ms,
+        } => {
+            let call = (form, tag, ends, delay_ms);
+            herd(cache, key, call, waiters, Some(after_ms), &started).await?
+        }
+        Op::Peek { key } => {
+            let answer = cache.get(&key).map_or(Answer::Nothing, Answer::Value);
+            return Ok(Performed::other(answer));
+        }
+        Op::Prime { key } => {
+            cache.prime(key, (key, tag));
+            return Ok(Performed::other(Answer::Done));
+        }
+        Op::Invalidate { key } => {
+            return Ok(Performed::other(Answer::Removed(cache.invalidate(&key))));
+        }
+        Op::Clear => {
+            cache.clear();
+            return Ok(Performed::other(Answer::Done));
+        }
+        Op::Advance { ms } => {
+            tokio::time::advance(Duration::from_millis(ms)).await;
+            return Ok(Performed::other(Answer::Done));
+        }
+    };
+    let answers = (replies.iter())
+        .map(|reply| reply.clone().map_or(Answer::TimedOut, Answer::of))
+        .collect();
+    Ok(Performed {
+        answers,
+        replies: replies.into_iter().flatten().collect(),
+        computations: started.load(SeqCst),
+    })
+}
+
+impl Performed {
+    fn other(answer: Answer) -> Self {
+        Self {
+            answers: vec![answer],
+            replies: Vec::new(),
+            computations: 0,
+        }
+    }
+}
+
+/// A failure's error is one `Arc`, handed to every caller of its flight and then to every
+/// caller answered from the cache: the original, never a copy.
+fn check_errors_are_shared(
+    replies: &[Reply],
+    errors: &mut HashMap<String, Arc<String>>,
+) -> Result<(), String> {
+    for reply in replies {
+        match reply {
+            Err(CacheError::Failed(error)) => {
+                let first = errors
+                    .entry((**error).clone())
+                    .or_insert_with(|| Arc::clone(error));
+                if !Arc::ptr_eq(first, error) {
+                    return Err(format!("callers of one flight got copies of {error}"));
+                }
+            }
+            Err(CacheError::Cached { error, .. }) => match errors.get(&**error) {
+                Some(original) if Arc::ptr_eq(original, error) => {}
+                _ => return Err(format!("cached error {error} is not the original")),
+            },
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn build(config: Config) -> Cache {
+    let mut builder = Cache::builder().retry_interval(Duration::from_millis(config.retry_ms));
+    if let Some(ttl) = config.ttl_ms {
+        builder = builder.time_to_live(Duration::from_millis(ttl));
+    }
+    if let Some(capacity) = config.capacity {
+        builder = builder.max_capacity(capacity);
+    }
+    builder.build()
+}
+
+/// Runs `ops` on a fresh cache and on the model; the first disagreement, with the history.
+fn run(config: Config, ops: &[Op]) -> Result<(), String> {
+    quiet_injected_panics();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let cache = Arc::new(build(config));
+        let mut model = Model::new(config);
+        let mut errors = HashMap::new();
+        for (index, op) in ops.iter().enumerate() {
+            let tag = u32::try_from(index).expect("few operations");
+            let context = || format!("at operation {index}: {op:?}\n{config:?}\n{ops:?}");
+            let performed = perform(&cache, op, tag).await?;
+            let (answers, computations) = model.apply(op, tag);
+            if performed.answers != answers {
+                let got = &performed.answers;
+                return Err(format!("answers {got:?}, model {answers:?}\n{}", context()));
+            }
+            if performed.computations != computations {
+                let got = performed.computations;
+                return Err(format!(
+                    "{got} computations, model {computations}\n{}",
+                    context()
+                ));
+            }
+            let figures = Figures::of(&cache.stats());
+            if figures != model.figures {
+                let expected = &model.figures;
+                return Err(format!(
+                    "stats {figures:?}\nmodel {expected:?}\n{}",
+                    context()
+                ));
+            }
+            check_errors_are_shared(&performed.replies, &mut errors)
+                .map_err(|e| format!("{e}\n{}", context()))?;
+        }
+        Ok(())
+    })
+}
+
+/// Injected panics are expected: keep them out of the output, report every other one.
+fn quiet_injected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = (info.payload().downcast_ref::<String>().map(String::as_str))
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or_default();
+            if !message.starts_with("injected panic") {
+                report(info);
+            }
+        }));
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Random cases
+// ---------------------------------------------------------------------------------------
+
+fn config_strategy() -> impl Strategy<Value = Config> {
+    let ttl = prop_oneof![Just(None), Just(Some(20)), Just(Some(100))];
+    let retry = prop_oneof![Just(0), Just(30), Just(300_000)];
+    let capacity =
+        prop_oneof![3 => Just(None), 1 => Just(Some(0)), 2 => Just(Some(1)), 4 => Just(Some(3))];
+    (ttl, retry, capacity).prop_map(|(ttl_ms, retry_ms, capacity)| Config {
+        ttl_ms,
+        retry_ms,
+        capacity,
+    })
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let key = || 0..5u8;
+    let ends =
+        || prop_oneof![6 => Just(Ends::Value), 2 => Just(Ends::Error), 1 => Just(Ends::Panic)];
+    let async_form = || prop_oneof![Just(Form::Local), Just(Form::Shared)];
+    let form = prop_oneof![2 => Just(Form::Local), 2 => Just(Form::Shared), 1 => Just(Form::Sync)];
+    // A delay of 2..40 ms, and a cancellation strictly inside it.
+    let cancelled =
+        || (2..40u64, 0..1_000u64).prop_map(|(delay, cut)| (delay, 1 + cut % (delay - 1)));
+    prop_oneof![
+        8 => (key(), form, ends(), 0..40u64).prop_map(|(key, form, ends, delay_ms)| Op::Get {
+            key,
+            form,
+            ends,
+            delay_ms: if form == Form::Sync { 0 } else { delay_ms },
+        }),
+        2 => key().prop_map(|key| Op::Peek { key }),
+        2 => (key(), 2..5usize, async_form(), ends(), 1..40u64).prop_map(
+            |(key, callers, form, ends, delay_ms)| Op::Herd { key, callers, form, ends, delay_ms }
+        ),
+        1 => (key(), cancelled()).prop_map(|(key, (delay_ms, after_ms))| Op::Abandon {
+            key,
+            delay_ms,
+            after_ms,
+        }),
+        2 => (key(), 1..4usize, async_form(), ends(), cancelled()).prop_map(
+            |(key, waiters, form, ends, (delay_ms, after_ms))| Op::CancelLeader {
+                key,
+                waiters,
+                form,
+                ends,
+                delay_ms,
+                after_ms,
+            }
+        ),
+        3 => key().prop_map(|key| Op::Prime { key }),
+        2 => key().prop_map(|key| Op::Invalidate { key }),
+        1 => Just(Op::Clear),
+        3 => prop_oneof![1..30u64, 30..150u64].prop_map(|ms| Op::Advance { ms }),
+    ]
+}
+
+fn cases() -> u32 {
+    std::env::var("SMARTCACHE_MODEL_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(128)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Every answer, every computation count and every statistic agrees with the model.
+    #[test]
+    fn cache_agrees_with_the_model(
+        config in config_strategy(),
+        ops in proptest::collection::vec(op_strategy(), 1..80),
+    ) {
+        run(config, &ops).map_err(TestCaseError::fail)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Named cases: shrunk failures and hand-picked sequences
+// ---------------------------------------------------------------------------------------
+
+fn get(key: Key, ends: Ends, delay_ms: u64) -> Op {
+    Op::Get {
+        key,
+        form: Form::Local,
+        ends,
+        delay_ms,
+    }
+}
+
+/// The model itself is sane on a plain sequence: miss, hit, failure, cached error, retry.
+#[test]
+fn model_smoke_sequence() {
+    let config = Config {
+        ttl_ms: Some(100),
+        retry_ms: 30,
+        capacity: None,
+    };
+    let ops = [
+        get(1, Ends::Value, 5),
+        get(1, Ends::Value, 5),
+        get(2, Ends::Error, 10),
+        get(2, Ends::Value, 0),
+        Op::Advance { ms: 30 },
+        get(2, Ends::Value, 0),
+        Op::Advance { ms: 100 },
+        get(1, Ends::Panic, 1),
+        get(1, Ends::Value, 1),
+    ];
+    run(config, &ops).unwrap();
+}
+
+/// Found by the model (shrunk): with every entry read since it was stored, the eviction
+/// queue spared all but the *newest* entry and evicted it, so a key stored last and read
+/// was lost while the oldest stayed. The documented policy clears every mark in one lap
+/// and then evicts the oldest. Fixed in `store.rs` (`make_room`: `spared <= queue.len()`).
+#[test]
+fn regression_clock_evicts_the_oldest_when_every_entry_was_read() {
+    let config = Config {
+        ttl_ms: None,
+        retry_ms: 0,
+        capacity: Some(3),
+    };
+    let ops = [
+        get(2, Ends::Value, 0),
+        get(3, Ends::Value, 0),
+        get(1, Ends::Value, 0),
+        get(2, Ends::Value, 0),
+        get(3, Ends::Value, 0),
+        Op::Peek { key: 1 },
+        Op::CancelLeader {
+            key: 0,
+            waiters: 1,
+            form: Form::Local,
+            ends: Ends::Value,
+            delay_ms: 2,
+            after_ms: 1,
+        },
+        get(1, Ends::Value, 0),
+    ];
+    run(config, &ops).unwrap();
+}
+
+/// The same bug without the model: a full cache whose entries were all read evicts the
+/// oldest one to make room, and keeps the others.
+#[test]
+fn regression_full_cache_of_read_entries_keeps_all_but_the_oldest() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let cache: Cache = Cache::builder().max_capacity(3).build();
+        for key in [1, 2, 3] {
+            cache.prime(key, (key, 0));
+        }
+        for key in [1, 2, 3] {
+            assert_eq!(cache.get(&key), Some((key, 0)));
+        }
+        cache.prime(4, (4, 0));
+        let kept: Vec<Key> = (1..=4).filter(|key| cache.get(key).is_some()).collect();
+        assert_eq!(kept, [2, 3, 4], "the oldest entry goes first");
+        assert_eq!(cache.stats().evictions, 1);
+    });
+}
