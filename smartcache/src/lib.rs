@@ -75,3 +75,10 @@ pub use builder::{AsyncSmartCacheBuilder, DEFAULT_RETRY_INTERVAL};
 pub use cache::AsyncSmartCache;
 pub use error::CacheError;
 pub use stats::CacheStats;
+
+#[cfg(feature = "macros")]
+pub use smartcache_macros::smart_cached;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;

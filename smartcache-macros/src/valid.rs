@@ -1,0 +1,205 @@
+//! The checks: what `#[smart_cached]` cannot turn into a cached function, reported on the
+//! offending token. Type requirements (`Hash`, `Clone`, `Send`, ..) are not checked here but
+//! by the compiler, through the helper traits of `smartcache::__private`.
+
+use proc_macro2::Span;
+use syn::visit::{self, Visit};
+use syn::{Lifetime, ReturnType, Type, TypeImplTrait, TypeReference};
+
+use crate::ast::{CachedFn, Output, Pass, Place};
+use crate::ctxt::Errors;
+
+/// Records every reason why `function` cannot be cached.
+pub(crate) fn check(function: &CachedFn, errors: &mut Errors) {
+    check_signature(function, errors);
+    check_skip(function, errors);
+    check_key(function, errors);
+    check_output(function, errors);
+}
+
+fn check_signature(function: &CachedFn, errors: &mut Errors) {
+    let sig = &function.sig;
+    if sig.asyncness.is_none() {
+        errors.spanned(
+            sig.fn_token,
+            "`#[smart_cached]` requires an `async fn`; for blocking code, use `AsyncSmartCache::get_or_compute_blocking`",
+        );
+    }
+    if let Some(constness) = &sig.constness {
+        errors.spanned(constness, "a `const fn` cannot be cached");
+    }
+    if let syn::Safety::Unsafe(unsafety) = &sig.safety {
+        errors.spanned(unsafety, "an `unsafe fn` cannot be cached");
+    }
+    if let Some(abi) = &sig.abi {
+        errors.spanned(abi, "an `extern` fn cannot be cached");
+    }
+    let generics = &sig.generics;
+    if !generics.params.is_empty() {
+        errors.spanned(
+            generics,
+            "a generic fn cannot be cached: its cache is one static, for one set of types",
+        );
+    } else if let Some(where_clause) = &generics.where_clause {
+        errors.spanned(where_clause, "a cached fn cannot have a `where` clause");
+    }
+    for arg in &function.args {
+        if let Some(impl_trait) = find_impl_trait(&arg.ty) {
+            errors.spanned(
+                impl_trait,
+                "an `impl Trait` argument cannot be cached; name a concrete type",
+            );
+        }
+    }
+    if matches!(function.place, Place::Free) {
+        check_free(function, errors);
+    }
+}
+
+/// A free function cannot be a method: methods need the `impl` block's attribute, which
+/// removes theirs before it can run on its own.
+fn check_free(function: &CachedFn, errors: &mut Errors) {
+    const HINT: &str = "a cached method needs `#[smart_cached]` on its `impl` block as well";
+    if let Some(receiver) = &function.receiver {
+        errors.spanned(&receiver.token, HINT);
+        return;
+    }
+    let mut finder = SelfFinder(None);
+    finder.visit_signature(&function.sig);
+    if let Some(span) = finder.0 {
+        errors.push(syn::Error::new(span, HINT));
+    }
+}
+
+fn check_skip(function: &CachedFn, errors: &mut Errors) {
+    for name in &function.options.skip {
+        let exists = if name == "self" {
+            function.receiver.is_some()
+        } else {
+            function.args.iter().any(|arg| arg.binding == *name)
+        };
+        if !exists {
+            errors.spanned(
+                name,
+                format!("cannot skip `{name}`: no argument has this name"),
+            );
+        }
+    }
+}
+
+/// Key arguments are copied into a `'static` key: no `&mut`, no borrowed parts.
+fn check_key(function: &CachedFn, errors: &mut Errors) {
+    if let Some(receiver) = function.receiver.as_ref().filter(|r| !r.skipped) {
+        if matches!(receiver.pass, Pass::MutRef) {
+            errors.spanned(
+                &receiver.token,
+                "`&mut self` cannot be part of the key; leave it out with `skip(self)`",
+            );
+        } else if receiver.borrows {
+            errors.spanned(
+                &receiver.token,
+                "a borrowing receiver cannot be part of the key; leave it out with `skip(self)`",
+            );
+        }
+    }
+    for arg in function.args.iter().filter(|arg| !arg.skipped) {
+        let name = &arg.binding;
+        if matches!(arg.pass, Pass::MutRef) {
+            errors.spanned(
+                &arg.ty,
+                format!(
+                    "a `&mut` argument cannot be part of the key; leave it out with `skip({name})`"
+                ),
+            );
+        } else if let Some(span) = first_borrow(&arg.elem) {
+            errors.push(syn::Error::new(
+                span,
+                format!("a key argument cannot hold a borrow; take an owned type or leave it out with `skip({name})`"),
+            ));
+        }
+    }
+}
+
+fn check_output(function: &CachedFn, errors: &mut Errors) {
+    if let ReturnType::Type(_, ty) = &function.sig.output {
+        if let Some(impl_trait) = find_impl_trait(ty) {
+            errors.spanned(
+                impl_trait,
+                "an `impl Trait` return type cannot be cached; name a concrete type",
+            );
+        } else if let Some(span) = first_borrow(ty) {
+            errors.push(syn::Error::new(
+                span,
+                "a cached value cannot hold a borrow; return an owned type",
+            ));
+        }
+    }
+    if let (Output::Infallible { .. }, Some((_, span))) = (&function.output, function.options.retry)
+    {
+        errors.push(syn::Error::new(
+            span,
+            "`retry` applies to failures, and this fn cannot fail: its return type is not a `Result`",
+        ));
+    }
+}
+
+/// Whether `ty` holds a reference or names a lifetime other than `'static`.
+pub(crate) fn borrows(ty: &Type) -> bool {
+    first_borrow(ty).is_some()
+}
+
+/// The first reference or non-`'static` lifetime in `ty`, outside of function types (whose
+/// lifetimes are their own).
+fn first_borrow(ty: &Type) -> Option<Span> {
+    struct Finder(Option<Span>);
+    impl Visit<'_> for Finder {
+        fn visit_type_reference(&mut self, reference: &TypeReference) {
+            let is_static = reference
+                .lifetime
+                .as_ref()
+                .is_some_and(|lifetime| lifetime.ident == "static");
+            if is_static {
+                visit::visit_type_reference(self, reference);
+            } else if self.0.is_none() {
+                self.0 = Some(reference.and_token.span);
+            }
+        }
+        fn visit_lifetime(&mut self, lifetime: &Lifetime) {
+            if lifetime.ident != "static" && self.0.is_none() {
+                self.0 = Some(lifetime.apostrophe);
+            }
+        }
+        fn visit_type_fn_ptr(&mut self, _: &syn::TypeFnPtr) {}
+        fn visit_parenthesized_generic_arguments(
+            &mut self,
+            _: &syn::ParenthesizedGenericArguments,
+        ) {
+        }
+    }
+    let mut finder = Finder(None);
+    finder.visit_type(ty);
+    finder.0
+}
+
+fn find_impl_trait(ty: &Type) -> Option<&TypeImplTrait> {
+    struct Finder<'a>(Option<&'a TypeImplTrait>);
+    impl<'a> Visit<'a> for Finder<'a> {
+        fn visit_type_impl_trait(&mut self, impl_trait: &'a TypeImplTrait) {
+            self.0.get_or_insert(impl_trait);
+        }
+    }
+    let mut finder = Finder(None);
+    finder.visit_type(ty);
+    finder.0
+}
+
+/// The first `Self` in a signature.
+struct SelfFinder(Option<Span>);
+
+impl Visit<'_> for SelfFinder {
+    fn visit_ident(&mut self, ident: &proc_macro2::Ident) {
+        if ident == "Self" && self.0.is_none() {
+            self.0 = Some(ident.span());
+        }
+    }
+}
