@@ -152,10 +152,11 @@ where
         }
         if self
             .values
-            .remove_if(key, |_, entry| self.is_expired(entry, now))
+            .remove_if(key, |_, entry| {
+                self.forget_if(self.is_expired(entry, now), false)
+            })
             .is_some()
         {
-            self.forget(1, 0);
             self.stats.record_expirations(1);
         }
         if let Some(failure) = self.failures.get(key) {
@@ -190,9 +191,8 @@ where
         if self.retry == 0 {
             return;
         }
-        if self.values.remove(&key).is_some() {
-            self.forget(1, 0);
-        }
+        self.values
+            .remove_if(&key, |_, _| self.forget_if(true, false));
         self.insert_with(key, |key, now| {
             let failure = Failure {
                 error,
@@ -246,11 +246,9 @@ where
     fn make_room(&self, queue: &mut VecDeque<(K, u64)>) {
         let mut spared = 0;
         while self.stats.entries.load(Relaxed) >= self.capacity {
-            // NOTE: an empty queue does not mean a broken invariant. A removal (invalidate,
-            // expiry, sweep) takes its entry out of the map before it uncounts it, without
-            // the queue lock: for that moment `entries` counts an entry that is gone and
-            // whose item this loop may just have popped. Every live entry has an item, so
-            // the maps hold nothing evictable: stop here.
+            // INVARIANT (queue): entries >= capacity > 0 means a live item is queued, since
+            // removals uncount an entry before it goes (see `forget_if`). Should that ever
+            // fail, stopping here is safe: with no live item there is nothing to evict.
             let Some((key, stored_at)) = queue.pop_front() else {
                 return;
             };
@@ -272,15 +270,17 @@ where
             }
             let evicted = self
                 .values
-                .remove_if(&key, |_, entry| entry.stored_at() == stored_at)
-                .map(|_| (1, 0))
-                .or_else(|| {
-                    self.failures
-                        .remove_if(&key, |_, failure| failure.failed_at == stored_at)
-                        .map(|_| (1, 1))
-                });
-            if let Some((entries, errors)) = evicted {
-                self.forget(entries, errors);
+                .remove_if(&key, |_, entry| {
+                    self.forget_if(entry.stored_at() == stored_at, false)
+                })
+                .is_some()
+                || self
+                    .failures
+                    .remove_if(&key, |_, failure| {
+                        self.forget_if(failure.failed_at == stored_at, true)
+                    })
+                    .is_some();
+            if evicted {
                 self.stats.record_evictions(1);
             }
         }
@@ -312,20 +312,18 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let value = self.values.remove(key).is_some();
-        let error = self.failures.remove(key).is_some();
-        self.forget(u64::from(value) + u64::from(error), u64::from(error));
-        value || error
+        let value = self
+            .values
+            .remove_if(key, |_, _| self.forget_if(true, false));
+        let error = self
+            .failures
+            .remove_if(key, |_, _| self.forget_if(true, true));
+        value.is_some() || error.is_some()
     }
 
     fn remove_failure_if(&self, key: &K, predicate: impl FnOnce(&Failure<E>) -> bool) {
-        if self
-            .failures
-            .remove_if(key, |_, failure| predicate(failure))
-            .is_some()
-        {
-            self.forget(1, 1);
-        }
+        self.failures
+            .remove_if(key, |_, failure| self.forget_if(predicate(failure), true));
     }
 
     /// Removes every entry.
@@ -333,16 +331,8 @@ where
         // Hold the queue lock so no insertion interleaves: the queue is emptied together
         // with the maps, keeping the queue invariant.
         let queue = self.queue.as_ref().map(lock);
-        let (mut values, mut errors) = (0, 0);
-        self.values.retain(|_, _| {
-            values += 1;
-            false
-        });
-        self.failures.retain(|_, _| {
-            errors += 1;
-            false
-        });
-        self.forget(values + errors, errors);
+        self.values.retain(|_, _| !self.forget_if(true, false));
+        self.failures.retain(|_, _| !self.forget_if(true, true));
         if let Some(mut queue) = queue {
             queue.clear();
         }
@@ -368,30 +358,34 @@ where
         {
             return;
         }
-        let (mut expired, mut errors) = (0, 0);
+        let mut expired = 0;
         if self.ttl != u64::MAX {
             self.values.retain(|_, entry| {
-                let keep = !self.is_expired(entry, now);
-                expired += u64::from(!keep);
-                keep
+                let gone = self.forget_if(self.is_expired(entry, now), false);
+                expired += u64::from(gone);
+                !gone
             });
         }
         self.failures.retain(|_, failure| {
-            let keep = now.saturating_sub(failure.failed_at) < self.retry;
-            errors += u64::from(!keep);
-            keep
+            let gone = now.saturating_sub(failure.failed_at) >= self.retry;
+            !self.forget_if(gone, true)
         });
-        self.forget(expired + errors, errors);
         self.stats.record_expirations(expired);
     }
 
-    /// Counts entries removed.
-    fn forget(&self, entries: u64, errors: u64) {
-        if entries > 0 {
-            self.stats.entries.fetch_sub(entries, Relaxed);
+    /// Uncounts an entry (a cached error if `error`) that is about to be removed, if
+    /// `remove`; returns `remove`. For the predicates of `remove_if` and `retain`.
+    // INVARIANT: called under the map's shard lock, *before* the entry goes: the counters
+    // never include an entry that is already gone, so `make_room` never evicts for an entry
+    // that a concurrent removal has taken out, and `entries` never reads above the capacity.
+    // (Insertions count *before* the entry is visible: the counter never goes below zero.)
+    fn forget_if(&self, remove: bool, error: bool) -> bool {
+        if remove {
+            self.stats.entries.fetch_sub(1, Relaxed);
+            if error {
+                self.stats.error_entries.fetch_sub(1, Relaxed);
+            }
         }
-        if errors > 0 {
-            self.stats.error_entries.fetch_sub(errors, Relaxed);
-        }
+        remove
     }
 }

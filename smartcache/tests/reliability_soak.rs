@@ -386,16 +386,30 @@ fn churn_unbounded_with_long_retry() {
     soak("unbounded, retry 5m", None, cache, soak_secs(1_000));
 }
 
-/// Found reading `store.rs`, pinned down with plain threads hammering one slot: a removal takes its entry out of the map before it uncounts it, so an insertion making room
-/// at that moment could find the eviction queue empty while `entries` still said "full", and
-/// hit a `debug_assert!` — a panic in `prime`, or a flight answering a `Panicked` that no
-/// computation caused. Fixed in `store.rs` (`make_room` stops when nothing is left to evict).
+/// Found reading `store.rs`, then by the long soak; pinned down here with plain threads
+/// hammering one slot. A removal took its entry out of the map *before* uncounting it, so
+/// for a moment `entries` counted an entry that was gone:
+/// - an insertion making room then could find the eviction queue empty while `entries` said
+///   "full", and hit a `debug_assert!`: a panic in `prime`, or a flight answering a
+///   `Panicked` that no computation caused (fixed first by dropping the assertion);
+/// - `total_entries` could read capacity + 1 (fixed in `store.rs`: removals uncount under
+///   the shard lock, before the entry goes; see `forget_if`).
 #[test]
-fn regression_removal_racing_an_insertion_at_capacity_never_panics() {
+fn regression_removals_racing_insertions_keep_the_gauge_within_capacity() {
     let cache: Arc<AsyncSmartCache<u64, u64>> =
         Arc::new(AsyncSmartCache::builder().max_capacity(1).build());
-    let until = Instant::now() + soak_secs(1_000).min(Duration::from_secs(5));
-    let threads: Vec<_> = (0..4u64)
+    let until = Instant::now() + soak_secs(2_000).min(Duration::from_secs(5));
+    let watcher = {
+        let cache = Arc::clone(&cache);
+        std::thread::spawn(move || {
+            let mut highest = 0;
+            while Instant::now() < until {
+                highest = highest.max(cache.stats().total_entries);
+            }
+            highest
+        })
+    };
+    let threads: Vec<_> = (0..3u64)
         .map(|thread| {
             let cache = Arc::clone(&cache);
             std::thread::spawn(move || {
@@ -418,9 +432,14 @@ fn regression_removal_racing_an_insertion_at_capacity_never_panics() {
         .into_iter()
         .map(|thread| thread.join().expect("no insertion panics"))
         .sum();
+    assert_eq!(
+        watcher.join().unwrap(),
+        1,
+        "total_entries read above the capacity"
+    );
     let stats = cache.stats();
-    assert!(stats.total_entries <= 1, "{stats}");
     assert_eq!(stats.primes, primes);
+    assert!(stats.total_entries <= 1, "{stats}");
     cache.clear();
     assert_eq!(cache.stats().total_entries, 0, "the gauge drifted");
 }
