@@ -33,16 +33,19 @@ fn live_bytes() -> i128 {
 
 /// Runs `scenario` twice, and checks that the second run leaves exactly as many bytes held
 /// as there were before it.
-fn returns_to_baseline<F: FnMut()>(what: &str, mut scenario: F) {
+fn returns_to_baseline<F: FnMut()>(what: &str, scenario: F) {
+    returns_near_baseline(what, 0, scenario);
+}
+
+/// Like [`returns_to_baseline`], allowing `slack` bytes: for scenarios that reuse one map,
+/// whose table may grow once more (tombstones left by removals can trigger a resize, and a
+/// table never shrinks) without anything leaking.
+fn returns_near_baseline<F: FnMut()>(what: &str, slack: i128, mut scenario: F) {
     scenario();
     let baseline = live_bytes();
     scenario();
-    let after = live_bytes();
-    assert!(
-        after == baseline,
-        "{what}: {} bytes left over",
-        after - baseline
-    );
+    let left = live_bytes() - baseline;
+    assert!(left <= slack, "{what}: {left} bytes left over");
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -60,17 +63,22 @@ fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> bool {
         .is_pending()
 }
 
-/// Fills `cache` with values, cached errors and panics on 500 keys (each with a heap
-/// allocation), reads them back, then clears it.
+/// A value or error of about 1 KiB: a leaked one shows far above any table growth.
+fn payload(what: &str, key: u64) -> String {
+    format!("{what} for {key:>1024}")
+}
+
+/// Fills `cache` with values, cached errors and panics on 500 keys (each with 1 KiB on the
+/// heap), reads them back, then clears it.
 fn fill_and_clear(runtime: &tokio::runtime::Runtime, cache: &Cache) {
     runtime.block_on(async {
         for key in 0..500_u64 {
             let reply = cache
                 .get_or_compute(key, || async move {
                     match key % 5 {
-                        0 => Err(format!("error for {key}")),
+                        0 => Err(payload("error", key)),
                         1 => panic!("injected panic for {key}"),
-                        _ => Ok(format!("value for {key}")),
+                        _ => Ok(payload("value", key)),
                     }
                 })
                 .await;
@@ -83,7 +91,7 @@ fn fill_and_clear(runtime: &tokio::runtime::Runtime, cache: &Cache) {
             match key % 5 {
                 0 => assert!(reply.is_err_and(|e| e.is_cached())),
                 1 => assert_eq!(reply.unwrap(), format!("recomputed {key}")),
-                _ => assert_eq!(reply.unwrap(), format!("value for {key}")),
+                _ => assert_eq!(reply.unwrap(), payload("value", key)),
             }
         }
         cache.prime(1_000, "primed".to_owned());
@@ -96,12 +104,18 @@ fn fill_and_clear(runtime: &tokio::runtime::Runtime, cache: &Cache) {
 fn clear_returns_memory() {
     let runtime = runtime();
     let unbounded = Cache::new();
-    returns_to_baseline("clear, unbounded", || fill_and_clear(&runtime, &unbounded));
+    // 400 KiB of values and 100 KiB of errors go each round; a table may grow by a few KiB.
+    let slack = 32 * 1024;
+    returns_near_baseline("clear, unbounded", slack, || {
+        fill_and_clear(&runtime, &unbounded);
+    });
     let bounded = Cache::builder()
         .max_capacity(2_000)
         .time_to_live(Duration::from_secs(60))
         .build();
-    returns_to_baseline("clear, bounded", || fill_and_clear(&runtime, &bounded));
+    returns_near_baseline("clear, bounded", slack, || {
+        fill_and_clear(&runtime, &bounded)
+    });
 }
 
 /// A cache owned by a future that has started flights (leaders and waiters, both forms),
