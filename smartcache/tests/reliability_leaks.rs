@@ -114,7 +114,7 @@ fn clear_returns_memory() {
         .time_to_live(Duration::from_secs(60))
         .build();
     returns_near_baseline("clear, bounded", slack, || {
-        fill_and_clear(&runtime, &bounded)
+        fill_and_clear(&runtime, &bounded);
     });
 }
 
