@@ -110,7 +110,7 @@ pub(crate) enum Output {
     Full { value: Type, error: Type },
     /// `Result<T, E>`: a cached error is handed back as a clone of `E`.
     Transparent { value: Type, error: Type },
-    /// `io::Result<T>`, `anyhow::Result<T>`: as `Transparent`, through the alias.
+    /// `io::Result<T>`, `fmt::Result`: as `Transparent`, through the alias.
     Alias { result: Type },
     /// Anything else (`()` when there is no return type): the value is cached.
     Infallible { value: Type },
@@ -244,7 +244,7 @@ impl Output {
                     error: (*error).clone(),
                 },
             },
-            [_] => Self::Alias { result: ty.clone() },
+            [] | [_] => Self::Alias { result: ty.clone() },
             _ => Self::Infallible { value: ty.clone() },
         }
     }

@@ -56,7 +56,7 @@ impl Options {
                 }
                 "ttl" => options.ttl = duration(&meta, errors),
                 "capacity" => options.capacity = capacity(&meta, errors),
-                "name" => options.name = string(&meta, "name = \"users\"", errors),
+                "name" => options.name = string(&meta, errors),
                 _ => options.skip = skip_list(&meta, errors),
             }
         }
@@ -92,13 +92,27 @@ fn first_time(seen: &mut Vec<String>, name: &str, path: &Path, errors: &mut Erro
     true
 }
 
-/// The literal of `name = <literal>`, or an error on what stands in its place.
-fn literal<'a>(meta: &'a Meta, example: &str, errors: &mut Errors) -> Option<&'a Lit> {
+/// The literal of `name = <literal>`, or an error on what stands in its place: `expects`
+/// says what the option takes, `example` shows it.
+fn literal<'a>(
+    meta: &'a Meta,
+    expects: &str,
+    example: &str,
+    errors: &mut Errors,
+) -> Option<&'a Lit> {
+    let name = meta
+        .path()
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     match meta {
         Meta::NameValue(pair) => match &pair.value {
             Expr::Lit(ExprLit { lit, .. }) => Some(lit),
             other => {
-                errors.spanned(other, format!("expected a literal, like `{example}`"));
+                errors.spanned(
+                    other,
+                    format!("`{name}` expects {expects}, like `{example}`"),
+                );
                 None
             }
         },
@@ -111,14 +125,12 @@ fn literal<'a>(meta: &'a Meta, example: &str, errors: &mut Errors) -> Option<&'a
 
 /// `retry = "5m"`, `ttl = "1h30m"`: a duration string, parsed now.
 fn duration(meta: &Meta, errors: &mut Errors) -> Option<Duration> {
+    const EXPECTS: &str = "a duration string";
     let name = meta.path().get_ident()?.to_string();
     let example = format!("{name} = \"5m\"");
-    let lit = literal(meta, &example, errors)?;
+    let lit = literal(meta, EXPECTS, &example, errors)?;
     let Lit::Str(text) = lit else {
-        errors.spanned(
-            lit,
-            format!("`{name}` expects a duration string, like `{example}`"),
-        );
+        errors.spanned(lit, format!("`{name}` expects {EXPECTS}, like `{example}`"));
         return None;
     };
     let Ok(duration) = humantime::parse_duration(text.value().trim()) else {
@@ -136,11 +148,13 @@ fn duration(meta: &Meta, errors: &mut Errors) -> Option<Duration> {
 
 /// `capacity = 10_000`.
 fn capacity(meta: &Meta, errors: &mut Errors) -> Option<u64> {
-    let lit = literal(meta, "capacity = 10_000", errors)?;
+    const EXPECTS: &str = "an unsigned integer";
+    const EXAMPLE: &str = "capacity = 10_000";
+    let lit = literal(meta, EXPECTS, EXAMPLE, errors)?;
     let Lit::Int(int) = lit else {
         errors.spanned(
             lit,
-            "`capacity` expects an integer, like `capacity = 10_000`",
+            format!("`capacity` expects {EXPECTS}, like `{EXAMPLE}`"),
         );
         return None;
     };
@@ -152,12 +166,13 @@ fn capacity(meta: &Meta, errors: &mut Errors) -> Option<u64> {
 }
 
 /// `name = "users"`.
-fn string(meta: &Meta, example: &str, errors: &mut Errors) -> Option<LitStr> {
-    let lit = literal(meta, example, errors)?;
-    match lit {
+fn string(meta: &Meta, errors: &mut Errors) -> Option<LitStr> {
+    const EXPECTS: &str = "a string";
+    const EXAMPLE: &str = "name = \"users\"";
+    match literal(meta, EXPECTS, EXAMPLE, errors)? {
         Lit::Str(text) => Some(text.clone()),
         other => {
-            errors.spanned(other, format!("expected a string, like `{example}`"));
+            errors.spanned(other, format!("`name` expects {EXPECTS}, like `{EXAMPLE}`"));
             None
         }
     }

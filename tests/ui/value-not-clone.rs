@@ -6,7 +6,9 @@ struct Report {
 
 #[smart_cached]
 async fn report(id: u64) -> Report {
-    Report { lines: vec![id.to_string()] }
+    Report {
+        lines: vec![id.to_string()],
+    }
 }
 
 fn main() {}

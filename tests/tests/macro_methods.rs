@@ -1,0 +1,174 @@
+//! `#[smart_cached]` on methods: the receiver in the key or skipped, `Self::<fn>_cache()`,
+//! associated functions, receivers by value, argument patterns.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+use smartcache::{CacheError, smart_cached};
+
+/// A value receiver: part of the key unless skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Region(&'static str);
+
+static REGION_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[smart_cached]
+impl Region {
+    /// The price of `item` in this region.
+    #[smart_cached]
+    async fn price(&self, item: u32) -> u64 {
+        REGION_RUNS.fetch_add(1, SeqCst);
+        tokio::task::yield_now().await;
+        u64::from(item) * self.0.len() as u64
+    }
+
+    fn name(&self) -> &'static str {
+        self.0
+    }
+}
+
+#[tokio::test]
+async fn the_receiver_is_part_of_the_key() {
+    let eu = Region("eu");
+    let asia = Region("asia");
+    assert_eq!(eu.price(10).await, 20);
+    assert_eq!(eu.clone().price(10).await, 20);
+    assert_eq!(asia.price(10).await, 40);
+    assert_eq!(REGION_RUNS.load(SeqCst), 2);
+    assert_eq!(Region::price_cache().get(&(Region("eu"), 10)), Some(20));
+    assert_eq!(eu.name(), "eu", "unmarked methods are kept");
+}
+
+/// A service holding a client: left out of the key with `skip(self)`.
+struct Service {
+    runs: AtomicUsize,
+    base: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NotFound(u64);
+
+#[smart_cached]
+impl Service {
+    #[smart_cached(skip(self), retry = "1m", name = "service::user")]
+    pub(crate) async fn user(&self, id: u64) -> Result<String, CacheError<NotFound>> {
+        self.runs.fetch_add(1, SeqCst);
+        tokio::task::yield_now().await;
+        if id == 0 {
+            return Err(NotFound(id).into());
+        }
+        Ok(format!("{}/{id}", self.base))
+    }
+
+    /// An associated function: no receiver.
+    #[smart_cached]
+    async fn version(major: u8) -> String {
+        tokio::task::yield_now().await;
+        format!("v{major}")
+    }
+
+    /// Reads its own handle through `Self::`.
+    fn user_loads() -> u64 {
+        Self::user_cache().stats().load_successes
+    }
+}
+
+#[tokio::test]
+async fn a_skipped_receiver_shares_one_cache_between_instances() {
+    let first = Service {
+        runs: AtomicUsize::new(0),
+        base: "one".into(),
+    };
+    let second = Service {
+        runs: AtomicUsize::new(0),
+        base: "two".into(),
+    };
+    assert_eq!(first.user(5).await.unwrap(), "one/5");
+    assert_eq!(second.user(5).await.unwrap(), "one/5");
+    assert!(first.user(0).await.is_err());
+    assert!(second.user(0).await.unwrap_err().is_cached());
+    assert_eq!(first.runs.load(SeqCst), 2);
+    assert_eq!(second.runs.load(SeqCst), 0);
+    assert_eq!(Service::user_loads(), 1);
+    assert_eq!(first.user_uncached(5).await.unwrap(), "one/5");
+    assert_eq!(first.runs.load(SeqCst), 3, "the uncached method runs");
+    let listed = smartcache::registry::find("service::user").expect("registered");
+    assert_eq!(listed.load_failures, 1);
+}
+
+#[tokio::test]
+async fn associated_functions_are_cached_and_registered_with_their_type() {
+    assert_eq!(Service::version(2).await, "v2");
+    assert_eq!(Service::version(2).await, "v2");
+    let stats = Service::version_cache().stats();
+    assert_eq!((stats.misses, stats.hits), (1, 1));
+    assert!(smartcache::registry::find("macro_methods::Service::version").is_some());
+}
+
+/// Receivers by value: the body owns everything, so it runs as a shared computation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Query {
+    text: String,
+}
+
+static QUERY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[smart_cached]
+impl Query {
+    #[smart_cached]
+    async fn run(self, limit: usize) -> Vec<String> {
+        QUERY_RUNS.fetch_add(1, SeqCst);
+        tokio::task::yield_now().await;
+        self.text
+            .split(' ')
+            .take(limit)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[smart_cached]
+    async fn shared(self: Arc<Self>, upper: bool) -> String {
+        tokio::task::yield_now().await;
+        if upper {
+            self.text.to_uppercase()
+        } else {
+            self.text.clone()
+        }
+    }
+}
+
+#[tokio::test]
+async fn receivers_by_value_and_arc() {
+    let query = Query {
+        text: "a b c".into(),
+    };
+    assert_eq!(query.clone().run(2).await, ["a", "b"]);
+    assert_eq!(query.clone().run(2).await, ["a", "b"]);
+    assert_eq!(QUERY_RUNS.load(SeqCst), 1);
+    let shared = Arc::new(query);
+    assert_eq!(Arc::clone(&shared).shared(true).await, "A B C");
+    assert_eq!(
+        Query::shared_cache().get(&(shared, true)).as_deref(),
+        Some("A B C")
+    );
+}
+
+static PATTERN_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Arguments given as patterns, `mut` bindings and `_`-prefixed names.
+#[smart_cached]
+async fn area((width, height): (u32, u32), mut scale: u32, _unit: char) -> u32 {
+    PATTERN_RUNS.fetch_add(1, SeqCst);
+    tokio::task::yield_now().await;
+    scale += 1;
+    width * height * scale
+}
+
+#[tokio::test]
+async fn argument_patterns_stay_on_the_body() {
+    assert_eq!(area((2, 3), 1, 'm').await, 12);
+    assert_eq!(area((2, 3), 1, 'm').await, 12);
+    assert_eq!(area((2, 3), 1, 'c').await, 12);
+    assert_eq!(PATTERN_RUNS.load(SeqCst), 2, "every argument is in the key");
+    assert!(area_cache().get(&((2, 3), 1, 'c')).is_some());
+}
