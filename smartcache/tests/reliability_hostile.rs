@@ -538,7 +538,7 @@ async fn a_computation_may_call_the_cache_for_other_keys() {
 }
 
 #[tokio::test]
-async fn a_computation_that_invalidates_or_primes_its_own_key_is_not_overwritten_by() {
+async fn a_computation_that_primes_or_invalidates_its_own_key_stores_nothing() {
     let f = Fixture::new();
     let cache = Arc::clone(&f.cache);
     let (key, primed, computed) = (f.hostile(), f.value(100), f.value(1));

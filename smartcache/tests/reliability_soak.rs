@@ -262,6 +262,25 @@ async fn watcher(soak: Arc<Soak>, stop: Arc<AtomicBool>) -> Result<u64, String> 
     Ok(checks)
 }
 
+/// Runs the workers and the watcher until `until`, failing on the first broken check.
+async fn drive(soak: Arc<Soak>, until: Instant) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(watcher(Arc::clone(&soak), Arc::clone(&stop)));
+    let workers: Vec<_> = (0..TASKS)
+        .map(|seed| tokio::spawn(worker(Arc::clone(&soak), seed, until)))
+        .collect();
+    for worker in workers {
+        let finished = tokio::time::timeout_at((until + HANG).into(), worker).await;
+        finished
+            .expect("a worker hung")
+            .expect("a worker panicked")
+            .unwrap();
+    }
+    stop.store(true, SeqCst);
+    let checks = watcher.await.expect("the watcher panicked").unwrap();
+    soak.tally.capacity_checks.store(checks, SeqCst);
+}
+
 fn soak_secs(default_ms: u64) -> Duration {
     std::env::var("SMARTCACHE_SOAK_SECS")
         .ok()
@@ -299,24 +318,21 @@ fn soak(name: &str, capacity: Option<u64>, cache: Cache, length: Duration) {
         tally: Tally::default(),
     });
     let started = Instant::now();
-    runtime.block_on(async {
-        let stop = Arc::new(AtomicBool::new(false));
-        let watcher = tokio::spawn(watcher(Arc::clone(&soak), Arc::clone(&stop)));
-        let until = started + length;
-        let workers: Vec<_> = (0..TASKS)
-            .map(|seed| tokio::spawn(worker(Arc::clone(&soak), seed, until)))
-            .collect();
-        for worker in workers {
-            let finished = tokio::time::timeout(length + HANG, worker).await;
-            finished
-                .expect("a worker hung")
-                .expect("a worker panicked")
-                .unwrap();
-        }
-        stop.store(true, SeqCst);
-        let checks = watcher.await.expect("the watcher panicked").unwrap();
-        soak.tally.capacity_checks.store(checks, SeqCst);
+    // The runtime runs on its own thread, watched from this one: should its threads ever
+    // deadlock (so that no timer inside it fires), the test still fails instead of hanging.
+    let (done, finished) = std::sync::mpsc::channel();
+    let driver = Arc::clone(&soak);
+    std::thread::spawn(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime.block_on(drive(driver, started + length));
+        }));
+        let _ = done.send(outcome);
     });
+    match finished.recv_timeout(length + 2 * HANG) {
+        Ok(Ok(())) => {}
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("the soak hung: {}", soak.cache.stats()),
+    }
     let stats = soak.cache.stats();
     let tally = &soak.tally;
     eprintln!("soak {name}: {:?} {tally:?}\n  {stats}", started.elapsed());
