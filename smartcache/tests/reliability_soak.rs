@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use smartcache::{AsyncSmartCache, CacheError};
@@ -331,7 +332,8 @@ fn soak(name: &str, capacity: Option<u64>, cache: Cache, length: Duration) {
     match finished.recv_timeout(length + 2 * HANG) {
         Ok(Ok(())) => {}
         Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("the soak hung: {}", soak.cache.stats()),
+        Err(RecvTimeoutError::Timeout) => panic!("the soak hung: {}", soak.cache.stats()),
+        Err(RecvTimeoutError::Disconnected) => panic!("the soak's thread died"),
     }
     let stats = soak.cache.stats();
     let tally = &soak.tally;
