@@ -1,0 +1,116 @@
+//! Throughput on a multi-thread runtime (2 workers) with Zipf-distributed `u64` keys: 95% of
+//! requests hit one of 100,000 stored keys (exponent 1.0, so a few keys are very hot), 5%
+//! ask for a key never seen (a miss with a trivial computation). 1, 2, 4 and 8 tasks share
+//! the work; every contestant replays the same key streams.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+    measurement::WallTime,
+};
+use smartcache_benches::{
+    Contestant, Scenario, Work, build, fill, for_each_contestant, multi_thread_runtime, quick_mode,
+    replay, zipf_stream,
+};
+
+const WORKERS: usize = 2;
+const TASK_COUNTS: [usize; 4] = [1, 2, 4, 8];
+const STREAM_LEN: usize = 1 << 16;
+const ZIPF_EXPONENT: f64 = 1.0;
+const MISS_SHARE: f64 = 0.05;
+/// Requests per criterion iteration, shared out among the tasks: large enough that spawning
+/// the tasks is noise.
+const BATCH: u64 = 4_096;
+
+struct ZipfThroughput<'a, 'c> {
+    group: &'a mut BenchmarkGroup<'c, WallTime>,
+    workload: Workload,
+}
+
+struct Workload {
+    runtime: tokio::runtime::Runtime,
+    /// One key stream per task.
+    streams: Arc<Vec<Vec<u64>>>,
+    stored_keys: u64,
+}
+
+impl Workload {
+    /// A warm contestant (not timed), then the time for `iters` batches of requests spread
+    /// over `tasks`.
+    fn time<C: Contestant<u64>>(&self, tasks: usize, iters: u64) -> Duration {
+        let contestant: Arc<C> = Arc::new(build(&self.runtime, Work::instant()));
+        self.runtime.block_on(async {
+            fill(contestant.as_ref(), self.stored_keys).await;
+            contestant.settle().await; // moka: apply the fill's writes now, not while timed
+        });
+        let per_task = (iters * BATCH).div_ceil(tasks as u64);
+        let took = self.runtime.block_on(async {
+            let start = Instant::now();
+            let handles: Vec<_> = (0..tasks)
+                .map(|task| {
+                    let (contestant, streams) =
+                        (Arc::clone(&contestant), Arc::clone(&self.streams));
+                    tokio::spawn(async move {
+                        replay(contestant.as_ref(), &streams[task], task as u64, per_task).await;
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.await.expect("a replaying task");
+            }
+            start.elapsed()
+        });
+        drop(contestant);
+        took
+    }
+}
+
+impl Scenario<u64> for ZipfThroughput<'_, '_> {
+    fn run<C: Contestant<u64>>(&mut self) {
+        for tasks in TASK_COUNTS {
+            let workload = &self.workload;
+            self.group
+                .bench_function(BenchmarkId::new(C::NAME, tasks), |b| {
+                    b.iter_custom(|iters| workload.time::<C>(tasks, iters));
+                });
+        }
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let stored_keys = if quick_mode() { 10_000 } else { 100_000 };
+    let streams = (0..*TASK_COUNTS.iter().max().unwrap_or(&1))
+        .map(|task| {
+            zipf_stream(
+                stored_keys,
+                ZIPF_EXPONENT,
+                MISS_SHARE,
+                STREAM_LEN,
+                17 + task as u64,
+            )
+        })
+        .collect();
+    let mut group = c.benchmark_group("zipf_throughput");
+    group.throughput(Throughput::Elements(BATCH));
+    for_each_contestant(&mut ZipfThroughput {
+        group: &mut group,
+        workload: Workload {
+            runtime: multi_thread_runtime(WORKERS),
+            streams: Arc::new(streams),
+            stored_keys,
+        },
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = throughput;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10);
+    targets = benches
+}
+criterion_main!(throughput);
