@@ -11,8 +11,8 @@ use proc_macro2::{Group, Ident, Literal, Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, FnArg, ImplItem, Item, ItemFn, ItemImpl, Meta, Pat, PatIdent, PatType, Signature,
-    Type,
+    Attribute, FnArg, ImplItem, ImplItemFn, Item, ItemFn, ItemImpl, Meta, Pat, PatIdent, PatType,
+    Signature, Type,
 };
 
 use crate::ast::{Arg, CachedFn, Output, Pass, Place, SelfArg};
@@ -82,49 +82,15 @@ fn impl_block(args: &TokenStream, mut item: ItemImpl) -> TokenStream {
     }
     let mut errors = Errors::default();
     let mut cached_methods = 0;
-    let self_ty = item.self_ty.clone();
-    let items = std::mem::take(&mut item.items);
-    for impl_item in items {
-        let ImplItem::Fn(mut method) = impl_item else {
-            item.items.push(impl_item);
-            continue;
-        };
-        let mut markers = method.attrs.iter().filter(|a| attr::is_marker(a)).cloned();
-        let Some(marker) = markers.next() else {
-            item.items.push(ImplItem::Fn(method));
-            continue;
-        };
-        cached_methods += 1;
-        let mut method_errors = Errors::default();
-        for repeated in markers {
-            method_errors.spanned(repeated, "duplicate `#[smart_cached]`");
-        }
-        method.attrs.retain(|a| !attr::is_marker(a));
-        let options = Options::parse(
-            attr::marker_args(&marker, &mut method_errors),
-            &mut method_errors,
-        );
-        let original = method.clone();
-        let function = CachedFn::new(
-            method.attrs,
-            method.vis,
-            method.sig,
-            method.block,
-            options,
-            Place::Method {
-                self_ty: self_ty.clone(),
-            },
-        );
-        valid::check(&function, &mut method_errors);
-        match method_errors.finish() {
-            Ok(()) => item
-                .items
-                .push(ImplItem::Verbatim(Generator::new(&function).items())),
-            Err(error) => {
-                errors.push(error);
-                item.items.push(ImplItem::Fn(original));
+    for impl_item in std::mem::take(&mut item.items) {
+        let cached = match impl_item {
+            ImplItem::Fn(method) if method.attrs.iter().any(attr::is_marker) => {
+                cached_methods += 1;
+                cached_method(method, &item.self_ty, &mut errors)
             }
-        }
+            other => other,
+        };
+        item.items.push(cached);
     }
     if cached_methods == 0 {
         errors.spanned(
@@ -134,6 +100,40 @@ fn impl_block(args: &TokenStream, mut item: ItemImpl) -> TokenStream {
     }
     let errors = errors.finish().err().map(syn::Error::into_compile_error);
     quote!(#item #errors)
+}
+
+/// A marked method: its three items, or itself without the marker if it has errors.
+fn cached_method(mut method: ImplItemFn, self_ty: &Type, errors: &mut Errors) -> ImplItem {
+    let mut method_errors = Errors::default();
+    let mut markers = method.attrs.iter().filter(|a| attr::is_marker(a));
+    let args = markers
+        .next()
+        .map(|marker| attr::marker_args(marker, &mut method_errors))
+        .unwrap_or_default();
+    for repeated in markers {
+        method_errors.spanned(repeated, "duplicate `#[smart_cached]`");
+    }
+    method.attrs.retain(|a| !attr::is_marker(a));
+    let options = Options::parse(args, &mut method_errors);
+    let original = method.clone();
+    let function = CachedFn::new(
+        method.attrs,
+        method.vis,
+        method.sig,
+        method.block,
+        options,
+        Place::Method {
+            self_ty: Box::new(self_ty.clone()),
+        },
+    );
+    valid::check(&function, &mut method_errors);
+    match method_errors.finish() {
+        Ok(()) => ImplItem::Verbatim(Generator::new(&function).items()),
+        Err(error) => {
+            errors.push(error);
+            ImplItem::Fn(original)
+        }
+    }
 }
 
 fn check_impl_header(args: &TokenStream, item: &ItemImpl, errors: &mut Errors) {

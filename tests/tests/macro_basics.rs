@@ -10,16 +10,8 @@ use std::time::Duration;
 use smartcache::{CacheError, smart_cached};
 use tokio::sync::Semaphore;
 
-/// Yields to the other tasks of this (current-thread) runtime until `done` holds.
-async fn until(mut done: impl FnMut() -> bool) {
-    for _ in 0..10_000 {
-        if done() {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("condition not reached");
-}
+mod macro_support;
+use macro_support::until;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Unavailable(&'static str);
@@ -409,4 +401,40 @@ async fn a_recursive_function_memoizes_its_own_calls() {
         tokio::spawn(fib(91)).await.expect("no panic"),
         4_660_046_610_375_530_309
     );
+}
+
+#[tokio::test]
+async fn a_cache_error_passes_through_question_mark_unchanged() {
+    static INNER_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    #[smart_cached(retry = "1m")]
+    async fn inner(_id: u8) -> Result<u8, CacheError<Unavailable>> {
+        INNER_RUNS.fetch_add(1, SeqCst);
+        tokio::task::yield_now().await;
+        Err(Unavailable("inner down").into())
+    }
+
+    #[smart_cached(retry = "1m")]
+    async fn outer(id: u8) -> Result<u8, CacheError<Unavailable>> {
+        Ok(inner(id).await? + 1)
+    }
+
+    let fresh = outer(1).await.unwrap_err();
+    assert!(matches!(&fresh, CacheError::Failed(e) if **e == Unavailable("inner down")));
+    let cached = outer(1).await.unwrap_err();
+    assert!(cached.is_cached(), "outer's own cached failure");
+    assert_eq!(
+        **cached.error().expect("original"),
+        Unavailable("inner down")
+    );
+    // Run outer's body again: it receives inner's cached error and passes it on as such.
+    assert!(outer_cache().invalidate(&(1,)));
+    let passed_on = outer(1).await.unwrap_err();
+    assert!(passed_on.is_cached());
+    assert_eq!(
+        **passed_on.error().expect("original"),
+        Unavailable("inner down")
+    );
+    assert_eq!(INNER_RUNS.load(SeqCst), 1);
+    assert_eq!(outer_cache().stats().load_failures, 2);
 }

@@ -12,16 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use smartcache::smart_cached;
 use tokio::sync::Semaphore;
 
-/// Yields to the other tasks of this (current-thread) runtime until `done` holds.
-async fn until(mut done: impl FnMut() -> bool) {
-    for _ in 0..10_000 {
-        if done() {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("condition not reached");
-}
+mod macro_support;
+use macro_support::until;
 
 /// Runs `first` until its computation started, joins `second`, aborts `first`.
 async fn cancel_the_first_caller<T: 'static>(

@@ -54,6 +54,12 @@ pub async fn config() -> Arc<Vec<String>> {
     Arc::new(Vec::new())
 }
 
+/// A skipped argument that borrows: the body is polled by its caller.
+#[smart_cached(skip(label))]
+pub async fn tagged(id: u64, label: std::borrow::Cow<'_, str>) -> u64 {
+    id + label.len() as u64
+}
+
 /// A service.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Service(u8);
@@ -92,6 +98,7 @@ async fn main() {
     assert_eq!(alias(std::path::Path::new("/")).await.ok(), Some(true));
     assert!(formatted(0).await.is_err());
     assert!(config().await.is_empty());
+    assert_eq!(tagged(1, "ab".into()).await, 3);
     assert_eq!(Service(1).by_ref(1).await, 2);
     let mut log = Vec::new();
     assert_eq!(Service(1).by_value(5, &mut log).await, 5);
