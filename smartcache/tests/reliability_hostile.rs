@@ -3,6 +3,8 @@
 //! odd panic payloads. The cache may pass a user panic on to the caller that triggered it,
 //! but must never hang another caller, leave a flight behind, or stop working for other keys.
 
+mod reliability_support;
+
 use std::hash::{Hash, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -152,21 +154,6 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
     panic!("never happened: {what}");
 }
 
-fn quiet_expected_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = (info.payload().downcast_ref::<String>().map(String::as_str))
-                .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                .unwrap_or_default();
-            if !message.starts_with("hostile") && !message.starts_with("injected") {
-                report(info);
-            }
-        }));
-    });
-}
-
 struct Fixture {
     cache: Arc<Cache>,
     /// The traps of key 1, the hostile one.
@@ -179,7 +166,7 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        quiet_expected_panics();
+        reliability_support::quiet_expected_panics();
         Self {
             cache: Arc::new(Cache::new()),
             traps: Arc::default(),

@@ -7,6 +7,8 @@
 //! it runs again and must end exactly at the baseline. The allocator counts every thread,
 //! so the scenarios run one after the other in a single test on a current-thread runtime.
 
+mod reliability_support;
+
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -274,18 +276,6 @@ fn cached_errors_are_shared_not_copied() {
     });
 }
 
-fn quiet_expected_panics() {
-    let report = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let message = (info.payload().downcast_ref::<String>().map(String::as_str))
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or_default();
-        if !message.starts_with("injected panic") && !message.starts_with("a deliberate leak") {
-            report(info);
-        }
-    }));
-}
-
 /// The checker itself catches a leak: a scenario that keeps what it allocates fails.
 fn the_check_catches_a_leak() {
     let mut kept = Vec::new();
@@ -300,7 +290,7 @@ fn the_check_catches_a_leak() {
 /// One test, so that no other test allocates while a scenario is measured.
 #[test]
 fn memory_returns_to_its_baseline() {
-    quiet_expected_panics();
+    reliability_support::quiet_expected_panics();
     the_check_catches_a_leak();
     clear_returns_memory();
     drop_a_cache_owning_its_flights();

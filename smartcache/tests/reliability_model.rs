@@ -10,6 +10,8 @@
 //!
 //! `SMARTCACHE_MODEL_CASES` sets the number of random cases (default 128).
 
+mod reliability_support;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -848,7 +850,7 @@ fn build(config: Config) -> Cache {
 
 /// Runs `ops` on a fresh cache and on the model; the first disagreement, with the history.
 fn run(config: Config, ops: &[Op]) -> Result<(), String> {
-    quiet_injected_panics();
+    reliability_support::quiet_expected_panics();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -887,22 +889,6 @@ fn run(config: Config, ops: &[Op]) -> Result<(), String> {
         }
         Ok(())
     })
-}
-
-/// Injected panics are expected: keep them out of the output, report every other one.
-fn quiet_injected_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = (info.payload().downcast_ref::<String>().map(String::as_str))
-                .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                .unwrap_or_default();
-            if !message.starts_with("injected panic") {
-                report(info);
-            }
-        }));
-    });
 }
 
 // ---------------------------------------------------------------------------------------

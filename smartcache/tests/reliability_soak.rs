@@ -14,6 +14,8 @@
 //! `SMARTCACHE_SOAK_SECS` sets the run time of each configuration (default: a short CI run).
 //! Figures are printed to stderr (`-- --nocapture`).
 
+mod reliability_support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::mpsc::RecvTimeoutError;
@@ -289,24 +291,9 @@ fn soak_secs(default_ms: u64) -> Duration {
         .map_or(Duration::from_millis(default_ms), Duration::from_secs_f64)
 }
 
-fn quiet_injected_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = (info.payload().downcast_ref::<String>().map(String::as_str))
-                .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                .unwrap_or_default();
-            if !message.starts_with("injected panic") {
-                report(info);
-            }
-        }));
-    });
-}
-
 /// Runs the soak on a cache built by `build` for `length`, then checks the figures.
 fn soak(name: &str, capacity: Option<u64>, cache: Cache, length: Duration) {
-    quiet_injected_panics();
+    reliability_support::quiet_expected_panics();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_time()
