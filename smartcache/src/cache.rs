@@ -389,33 +389,37 @@ where
     /// the store, or starts a flight. Counts the request.
     fn join_or_lead(&self, key: &K) -> Step<V, E> {
         let stats = &self.store.stats;
-        match self.flights.entry(key.clone()) {
-            MapEntry::Occupied(flight) => {
-                flight.get().join();
+        let slot = self.flights.entry(key.clone());
+        if let MapEntry::Occupied(flight) = &slot {
+            if flight.get().join() {
                 stats.record(Request::Coalesced);
-                Step::Join(Arc::clone(flight.get()))
+                return Step::Join(Arc::clone(flight.get()));
             }
-            // Looking in the store under the flight shard lock: a flight that finished
-            // stored its result before leaving the map, so nothing is missed in between.
-            MapEntry::Vacant(vacant) => match self.store.lookup(key) {
-                Lookup::Value(value) => {
-                    stats.record(Request::Hit);
-                    Step::Answer(Ok(value))
-                }
-                Lookup::Error { error, retry_in } => {
-                    stats.record(Request::CachedError);
-                    self.tracer.cached_error(key, retry_in);
-                    Step::Answer(Err(CacheError::Cached { error, retry_in }))
-                }
-                Lookup::Absent => {
-                    let flight = Arc::new(Flight::new());
-                    vacant.insert(Arc::clone(&flight));
-                    stats.record(Request::Miss);
-                    stats.in_flight.fetch_add(1, Relaxed);
-                    self.tracer.started(key);
-                    Step::Lead(flight)
-                }
-            },
+        }
+        // No flight running: the slot is vacant, or holds one that is over but could not
+        // leave (see `Flight::join`), which is replaced or dropped here. Looking in the store
+        // under the flight shard lock: a flight that finished stored its result before
+        // leaving the map, so nothing is missed in between.
+        match self.store.lookup(key) {
+            Lookup::Value(value) => {
+                stats.record(Request::Hit);
+                remove_stale(slot);
+                Step::Answer(Ok(value))
+            }
+            Lookup::Error { error, retry_in } => {
+                stats.record(Request::CachedError);
+                self.tracer.cached_error(key, retry_in);
+                remove_stale(slot);
+                Step::Answer(Err(CacheError::Cached { error, retry_in }))
+            }
+            Lookup::Absent => {
+                let flight = Arc::new(Flight::new());
+                slot.insert(Arc::clone(&flight));
+                stats.record(Request::Miss);
+                stats.in_flight.fetch_add(1, Relaxed);
+                self.tracer.started(key);
+                Step::Lead(flight)
+            }
         }
     }
 
@@ -538,6 +542,13 @@ impl<K, V, E> fmt::Debug for AsyncSmartCache<K, V, E> {
             .field("name", &self.name)
             .field("stats", &self.store.stats.snapshot())
             .finish_non_exhaustive()
+    }
+}
+
+/// Drops a flight left in the map after it was over (only a flight that is over reaches here).
+fn remove_stale<K: Hash + Eq, T>(slot: MapEntry<'_, K, T>) {
+    if let MapEntry::Occupied(stale) = slot {
+        stale.remove();
     }
 }
 

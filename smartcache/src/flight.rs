@@ -128,12 +128,20 @@ impl<V, E> Flight<V, E> {
         }
     }
 
-    /// Counts one more waiter.
+    /// Counts one more waiter, if the flight is still running; `false` if it is over.
+    ///
+    /// A flight that is over normally left the map already; one can stay behind only when
+    /// removing it unwound (a key whose `Eq` panicked), and the caller then replaces it.
     // INVARIANT: called under the flight map's shard lock for this key, while the flight is
-    // still in the map, so it can never be abandoned or finished concurrently: both remove
-    // it from the map under that same lock first.
-    pub(crate) fn join(&self) {
-        lock(&self.state).callers += 1;
+    // in the map; finishing or abandoning it takes that lock to remove it, so the answer
+    // holds until the lock is released.
+    pub(crate) fn join(&self) -> bool {
+        let mut state = lock(&self.state);
+        let running = matches!(state.driver, Driver::Running | Driver::Orphaned(_));
+        if running {
+            state.callers += 1;
+        }
+        running
     }
 
     /// Records the outcome and wakes every waiter.

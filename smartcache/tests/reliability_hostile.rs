@@ -325,7 +325,6 @@ async fn a_key_whose_clone_panics_while_its_result_is_stored_ends_the_flight_for
 /// flight stays in the map, and until `invalidate` or `clear`, every call of the key joins it
 /// and is answered its old `Panicked` without computing.
 #[tokio::test]
-#[ignore = "bug: a flight whose removal from the map panicked (hostile Eq) stays there, finished, and answers every later caller"]
 async fn a_key_whose_eq_panics_while_its_flight_ends_can_compute_again_afterwards() {
     let f = Fixture::new();
     let gate = Gate::new();
