@@ -82,3 +82,14 @@ pub use smartcache_macros::smart_cached;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+
+// The README and the guides are doctested: their Rust blocks compile and run with the tests.
+#[cfg(all(doctest, feature = "macros"))]
+mod markdown_doctests {
+    #[doc = include_str!("../../README.md")]
+    struct Readme;
+    #[doc = include_str!("../../docs/guide.md")]
+    struct Guide;
+    #[doc = include_str!("../../docs/migration.md")]
+    struct Migration;
+}
