@@ -107,6 +107,13 @@ fn literal<'a>(
         .unwrap_or_default();
     match meta {
         Meta::NameValue(pair) => match &pair.value {
+            // A suffix means nothing to the options, and rustc rejects one on a string: it
+            // is a mistake, not to be dropped silently (`"5m"ms`, `300u8`).
+            Expr::Lit(ExprLit { lit, .. }) if !suffix_allowed(lit) => {
+                let suffix = lit.suffix();
+                errors.spanned(lit, format!("unexpected suffix `{suffix}` on `{name}`"));
+                None
+            }
             Expr::Lit(ExprLit { lit, .. }) => Some(lit),
             other => {
                 errors.spanned(
@@ -120,6 +127,14 @@ fn literal<'a>(
             errors.spanned(other, format!("expected `{example}`"));
             None
         }
+    }
+}
+
+/// Whether `lit` has no suffix, or that of a `u64` or a `usize` (`capacity = 10_000u64`).
+fn suffix_allowed(lit: &Lit) -> bool {
+    match lit {
+        Lit::Int(int) => matches!(int.suffix(), "" | "u64" | "usize"),
+        other => other.suffix().is_empty(),
     }
 }
 

@@ -10,6 +10,8 @@ mod attr;
 mod ctxt;
 mod expand;
 mod fallback;
+#[cfg(test)]
+mod fuzz;
 mod valid;
 
 use proc_macro::TokenStream;
