@@ -157,19 +157,27 @@ async fn error_caching() {
 
 async fn time_to_live() {
     println!("3. time to live: INITECH is kept for 500 ms");
-    let first = price("INITECH").await;
-    let again = price("INITECH").await;
-    println!("   computed {first:?}, then a hit: {again:?}");
+    let first = shown(price("INITECH").await);
+    let again = shown(price("INITECH").await);
+    println!("   computed {first}, then a hit: {again}");
     tokio::time::sleep(Duration::from_millis(550)).await;
-    let later = price("INITECH").await;
+    let later = shown(price("INITECH").await);
     println!(
-        "   550 ms later: {later:?} (recomputed; backend calls: {})",
+        "   550 ms later: {later} (recomputed; backend calls: {})",
         BACKEND.calls()
     );
     println!(
         "   expirations: {} (ACME and FLAKY had outlived 500 ms too: swept on the way)\n",
         price_cache().stats().expirations
     );
+}
+
+/// A price, or why there is none.
+fn shown(answer: Result<u32, CacheError<BackendError>>) -> String {
+    match answer {
+        Ok(price) => price.to_string(),
+        Err(error) => format!("error: {error}"),
+    }
 }
 
 async fn capacity() {
