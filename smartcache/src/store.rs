@@ -177,13 +177,11 @@ where
     /// Stores a value, replacing whatever the key held (value or cached error).
     pub(crate) fn insert_value(&self, key: K, value: V) {
         self.remove_failure_if(&key, |_| true);
-        self.insert_with(key, |key, now| {
-            let entry = Entry {
-                value,
-                meta: AtomicU64::new(now),
-            };
-            self.values.insert(key, entry).is_none()
-        });
+        let entry = |now| Entry {
+            value,
+            meta: AtomicU64::new(now),
+        };
+        self.insert_with(&self.values, key, entry, None);
     }
 
     /// Stores a failure, unless errors are not cached (zero retry interval).
@@ -193,27 +191,24 @@ where
         }
         self.values
             .remove_if(&key, |_, _| self.forget_if(true, false));
-        self.insert_with(key, |key, now| {
-            let failure = Failure {
-                error,
-                failed_at: now,
-            };
-            // Counted before it is visible, for the reason given in `insert_with`.
-            self.stats.error_entries.fetch_add(1, Relaxed);
-            let added = self.failures.insert(key, failure).is_none();
-            if !added {
-                self.stats.error_entries.fetch_sub(1, Relaxed);
-            }
-            added
-        });
+        let failure = |failed_at| Failure { error, failed_at };
+        let errors = &self.stats.error_entries;
+        self.insert_with(&self.failures, key, failure, Some(errors));
     }
 
-    /// Runs `insert` (which reports whether it added an entry rather than replacing one)
-    /// after making room for it, and queues the new entry for eviction.
-    fn insert_with(&self, key: K, insert: impl FnOnce(K, u64) -> bool) {
+    /// Stores `make(now)` in `map` (the value map or the failure map) under `key`, making
+    /// room for it first if it adds an entry, and queues it for eviction. `gauge` is a second
+    /// counter the entry counts in (`error_entries` for failures).
+    fn insert_with<T>(
+        &self,
+        map: &DashMap<K, T, Hasher>,
+        key: K,
+        make: impl FnOnce(u64) -> T,
+        gauge: Option<&AtomicU64>,
+    ) {
         let now = self.clock.now();
         let Some(queue) = &self.queue else {
-            self.count_insertion(|| insert(key, now));
+            self.count_insertion(map, key, make(now), gauge);
             return;
         };
         if self.capacity == 0 {
@@ -223,22 +218,35 @@ where
         // to counting the new entry, so `entries` never exceeds `capacity`. Lock order:
         // (flight shard) -> queue -> value/failure shards; nothing here takes a flight shard.
         let mut queue = lock(queue);
-        self.make_room(&mut queue);
-        queue.push_back((key.clone(), now));
-        self.count_insertion(|| insert(key, now));
+        if let Some(mut existing) = map.get_mut(&key) {
+            // A replacement, done in place: it needs no room, so a full cache evicts nothing
+            // for it. The old queue item goes stale.
+            *existing = make(now);
+        } else {
+            self.make_room(&mut queue);
+            self.count_insertion(map, key.clone(), make(now), gauge);
+        }
+        queue.push_back((key, now));
         if queue.len() as u64 > self.capacity.saturating_mul(2).saturating_add(32) {
             self.compact(&mut queue);
         }
     }
 
-    /// Runs an insertion that reports whether it added an entry, keeping `entries` right.
-    fn count_insertion(&self, insert: impl FnOnce() -> bool) {
+    /// Inserts an item, keeping `entries` (and `gauge`) right.
+    fn count_insertion<T>(
+        &self,
+        map: &DashMap<K, T, Hasher>,
+        key: K,
+        item: T,
+        gauge: Option<&AtomicU64>,
+    ) {
         // INVARIANT: the entry is counted *before* it becomes visible, so that a concurrent
-        // removal (which uncounts it) can never take the counter below zero; a replacement
+        // removal (which uncounts it) can never take a counter below zero; a replacement
         // gives the count back.
-        self.stats.entries.fetch_add(1, Relaxed);
-        if !insert() {
-            self.stats.entries.fetch_sub(1, Relaxed);
+        let counters = std::iter::once(&self.stats.entries).chain(gauge);
+        counters.clone().for_each(|c| _ = c.fetch_add(1, Relaxed));
+        if map.insert(key, item).is_some() {
+            counters.for_each(|c| _ = c.fetch_sub(1, Relaxed));
         }
     }
 

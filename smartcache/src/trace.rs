@@ -40,9 +40,9 @@ impl<K> Tracer<K> {
         self.name.as_deref().unwrap_or("<unnamed>")
     }
 
-    /// The key as text, or empty when keys are not traced.
-    fn key(&self, key: &K) -> String {
-        self.key.map(|format| format(key)).unwrap_or_default()
+    /// The key as text, when keys are traced (a `None` field is left out of the event).
+    fn key(&self, key: &K) -> Option<String> {
+        self.key.map(|format| format(key))
     }
 
     pub(crate) fn started(&self, key: &K) {
@@ -50,23 +50,22 @@ impl<K> Tracer<K> {
     }
 
     pub(crate) fn ended(&self, key: &K, ended: &Ended<'_>, took: Duration) {
-        let (cache, key, took_ms) = (self.name(), self.key(key), took.as_secs_f64() * 1e3);
+        let (cache, key) = (self.name(), self.key(key));
         match ended {
             Ended::Value => {
-                tracing::debug!(target: TARGET, cache, key, took_ms, "computation finished");
+                tracing::debug!(target: TARGET, cache, key, ?took, "computation finished");
             }
             Ended::Error => {
-                tracing::warn!(target: TARGET, cache, key, took_ms, "computation failed; error cached");
+                tracing::warn!(target: TARGET, cache, key, ?took, "computation failed");
             }
             Ended::Panic(message) => {
-                tracing::error!(target: TARGET, cache, key, took_ms, panic = message, "computation panicked");
+                tracing::error!(target: TARGET, cache, key, ?took, panic = message, "computation panicked");
             }
         }
     }
 
     pub(crate) fn cached_error(&self, key: &K, retry_in: Duration) {
-        let retry_in_ms = retry_in.as_secs_f64() * 1e3;
-        tracing::debug!(target: TARGET, cache = self.name(), key = self.key(key), retry_in_ms, "answered with a cached error");
+        tracing::debug!(target: TARGET, cache = self.name(), key = self.key(key), ?retry_in, "answered with a cached error");
     }
 
     pub(crate) fn left(&self, key: &K, abandoned: bool) {

@@ -165,3 +165,15 @@ async fn capacity_holds_under_concurrent_churn() {
     assert!(stats.total_entries <= 64);
     assert_eq!(stats.in_flight, 0);
 }
+
+#[tokio::test]
+async fn replacing_a_stored_key_in_a_full_cache_evicts_nothing() {
+    let cache = Cache::builder().max_capacity(2).build();
+    cache.prime(1, 1);
+    cache.prime(2, 2);
+    cache.prime(2, 20);
+    let _ = cache.get_or_compute(1, || async { Ok(0) }).await;
+    assert_eq!((cache.get(&1), cache.get(&2)), (Some(1), Some(20)));
+    let stats = cache.stats();
+    assert_eq!((stats.total_entries, stats.evictions), (2, 0));
+}

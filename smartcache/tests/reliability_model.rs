@@ -363,7 +363,8 @@ impl Model {
             self.figures.total_entries -= 1;
             self.figures.error_entries -= 1;
         }
-        if !self.make_room(key) {
+        let replacing = self.values.contains_key(&key);
+        if !self.make_room(key, replacing) {
             return;
         }
         let replaced = self.values.insert(
@@ -387,7 +388,8 @@ impl Model {
         if self.values.remove(&key).is_some() {
             self.figures.total_entries -= 1;
         }
-        if !self.make_room(key) {
+        let replacing = self.errors.contains_key(&key);
+        if !self.make_room(key, replacing) {
             return;
         }
         let error = StoredError {
@@ -401,16 +403,17 @@ impl Model {
         self.compact_if_long();
     }
 
-    /// With a capacity: evicts until one more entry fits and queues `key`. Whether the entry
-    /// may be stored (a zero capacity stores nothing).
-    fn make_room(&mut self, key: Key) -> bool {
+    /// With a capacity: evicts until one more entry fits (unless the store `replaces` an
+    /// entry in place, which needs no room) and queues `key`. Whether the entry may be stored
+    /// (a zero capacity stores nothing).
+    fn make_room(&mut self, key: Key, replaces: bool) -> bool {
         let Some(capacity) = self.capacity else {
             return true;
         };
         if capacity == 0 {
             return false;
         }
-        while self.figures.total_entries >= capacity {
+        while !replaces && self.figures.total_entries >= capacity {
             let (oldest, stamp) = self.queue.pop_front().expect("a live entry is queued");
             if let Some(value) = self.values.get_mut(&oldest)
                 && value.stored_at == stamp
