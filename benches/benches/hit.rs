@@ -1,5 +1,6 @@
 //! Hit latency on one task: every contestant answers from a warm cache of 1,024 keys, cycled
-//! through in order, on a current-thread runtime. Keys are `u64`, then `String`.
+//! through in order, on a current-thread runtime. Keys are `u64`, then `String`. Last, a hit
+//! through a `#[smart_cached]` function against the same hit through `get_or_compute`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
+use smartcache::{AsyncSmartCache, smart_cached};
 use smartcache_benches::{
     Contestant, Key, Scenario, SmartCache, Work, build, current_thread_runtime, fill,
     for_each_contestant,
@@ -77,9 +79,77 @@ fn hit_latency<K: Key>(c: &mut Criterion, name: &str) {
     group.finish();
 }
 
+#[smart_cached]
+async fn through_macro(key: u64) -> u64 {
+    key.value()
+}
+
+#[smart_cached]
+async fn through_macro_str(key: &str) -> u64 {
+    key.len() as u64
+}
+
+/// A hit through a `#[smart_cached]` function against the same hit through a direct
+/// `get_or_compute` call on an `AsyncSmartCache` of the same types.
+fn macro_vs_direct(c: &mut Criterion) {
+    let runtime = current_thread_runtime();
+    let keys: Vec<u64> = (0..WARM_KEYS).collect();
+    let direct: AsyncSmartCache<u64, u64> = AsyncSmartCache::new();
+    let direct_get = async |key: &u64| {
+        let answer = direct
+            .get_or_compute(*key, || async { Ok(key.value()) })
+            .await;
+        answer.unwrap_or(0)
+    };
+    let mut group = c.benchmark_group("hit_macro");
+    runtime.block_on(async {
+        for key in &keys {
+            direct_get(key).await;
+            through_macro(*key).await;
+        }
+    });
+    group.bench_function("direct get_or_compute", |b| {
+        b.iter_custom(|iters| time_hits(&runtime, &keys, iters, direct_get));
+    });
+    group.bench_function("#[smart_cached] fn", |b| {
+        b.iter_custom(|iters| {
+            time_hits(&runtime, &keys, iters, async |key| {
+                through_macro(*key).await
+            })
+        });
+    });
+
+    let names: Vec<String> = keys.iter().copied().map(String::nth).collect();
+    let direct: AsyncSmartCache<String, u64> = AsyncSmartCache::new();
+    let direct_get = async |key: &String| {
+        let answer = direct
+            .get_or_compute(key.clone(), || async { Ok(key.value()) })
+            .await;
+        answer.unwrap_or(0)
+    };
+    runtime.block_on(async {
+        for name in &names {
+            direct_get(name).await;
+            through_macro_str(name).await;
+        }
+    });
+    group.bench_function("direct get_or_compute, String key", |b| {
+        b.iter_custom(|iters| time_hits(&runtime, &names, iters, direct_get));
+    });
+    group.bench_function("#[smart_cached] fn, &str argument", |b| {
+        b.iter_custom(|iters| {
+            time_hits(&runtime, &names, iters, async |name| {
+                through_macro_str(name).await
+            })
+        });
+    });
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     hit_latency::<u64>(c, "hit_u64");
     hit_latency::<String>(c, "hit_string");
+    macro_vs_direct(c);
 }
 
 criterion_group! {

@@ -1,14 +1,15 @@
 //! Throughput on a multi-thread runtime (2 workers) with Zipf-distributed `u64` keys: 95% of
 //! requests hit one of 100,000 stored keys (exponent 1.0, so a few keys are very hot), 5%
 //! ask for a key never seen (a miss with a trivial computation). 1, 2, 4 and 8 tasks share
-//! the work; every contestant replays the same key streams.
+//! the work; every contestant replays the same key streams. A second group replays the same
+//! streams with no misses, to tell the hit path from the miss path.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{
-    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
-    measurement::WallTime,
+    BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
+    criterion_main, measurement::WallTime,
 };
 use smartcache_benches::{
     Contestant, Scenario, Work, build, fill, for_each_contestant, multi_thread_runtime, quick_mode,
@@ -20,9 +21,9 @@ const TASK_COUNTS: [usize; 4] = [1, 2, 4, 8];
 const STREAM_LEN: usize = 1 << 16;
 const ZIPF_EXPONENT: f64 = 1.0;
 const MISS_SHARE: f64 = 0.05;
-/// Requests per criterion iteration, shared out among the tasks: large enough that spawning
-/// the tasks is noise.
-const BATCH: u64 = 4_096;
+/// Requests per criterion iteration, shared out among the tasks: large enough (about a
+/// millisecond for the fastest contestant) that spawning and joining the tasks is noise.
+const BATCH: u64 = 1 << 16;
 
 struct ZipfThroughput<'a, 'c> {
     group: &'a mut BenchmarkGroup<'c, WallTime>,
@@ -79,21 +80,25 @@ impl Scenario<u64> for ZipfThroughput<'_, '_> {
     }
 }
 
-fn benches(c: &mut Criterion) {
+/// One group: every contestant at every task count, with `miss_share` of the requests for
+/// keys never seen.
+fn zipf_group(c: &mut Criterion, name: &str, miss_share: f64) {
     let stored_keys = if quick_mode() { 10_000 } else { 100_000 };
     let streams = (0..*TASK_COUNTS.iter().max().unwrap_or(&1))
         .map(|task| {
             zipf_stream(
                 stored_keys,
                 ZIPF_EXPONENT,
-                MISS_SHARE,
+                miss_share,
                 STREAM_LEN,
                 17 + task as u64,
             )
         })
         .collect();
-    let mut group = c.benchmark_group("zipf_throughput");
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(BATCH));
+    // Equal samples: each iteration is long, and each sample builds a fresh cache.
+    group.sampling_mode(SamplingMode::Flat);
     for_each_contestant(&mut ZipfThroughput {
         group: &mut group,
         workload: Workload {
@@ -103,6 +108,12 @@ fn benches(c: &mut Criterion) {
         },
     });
     group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    zipf_group(c, "zipf_throughput", MISS_SHARE);
+    // The same streams without misses: the hit path alone, under contention on hot keys.
+    zipf_group(c, "zipf_throughput_all_hits", 0.0);
 }
 
 criterion_group! {

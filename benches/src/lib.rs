@@ -27,7 +27,7 @@ use std::convert::Infallible;
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -473,10 +473,11 @@ pub fn criterion_dir() -> PathBuf {
     )
 }
 
-/// The file a one-shot scenario (not measured by criterion) writes its rows to.
+/// The file a one-shot scenario (not measured by criterion) writes its rows to, under a
+/// criterion directory.
 #[must_use]
-pub fn one_shot_file(scenario: &str) -> PathBuf {
-    criterion_dir()
+pub fn one_shot_file(criterion_dir: &Path, scenario: &str) -> PathBuf {
+    criterion_dir
         .join("smartcache-one-shot")
         .join(format!("{scenario}.json"))
 }
@@ -511,7 +512,7 @@ pub fn publish(scenario: &str, rows: &[Row]) {
     if quick_mode() {
         println!("\n{scenario} (quick mode: not written)");
     } else {
-        let path = one_shot_file(scenario);
+        let path = one_shot_file(&criterion_dir(), scenario);
         std::fs::create_dir_all(path.parent().expect("a parent directory")).expect("results dir");
         let json = serde_json::to_string_pretty(rows).expect("rows serialize");
         std::fs::write(&path, json).expect("results file");

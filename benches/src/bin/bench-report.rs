@@ -47,10 +47,11 @@ enum Throughput {
     Other,
 }
 
+/// Criterion's estimates; the median of the samples' per-iteration times is used, as the
+/// figure least moved by other processes running on the machine.
 #[derive(Deserialize)]
 struct Estimates {
-    mean: Estimate,
-    slope: Option<Estimate>,
+    median: Estimate,
 }
 
 #[derive(Deserialize)]
@@ -70,7 +71,7 @@ fn read_criterion(dir: &Path, found: &mut Vec<Measured>) -> Result<()> {
             let meta: BenchmarkFile = serde_json::from_slice(&std::fs::read(&benchmark)?)?;
             let estimates: Estimates =
                 serde_json::from_slice(&std::fs::read(path.join("new").join("estimates.json"))?)?;
-            let per_iteration = estimates.slope.unwrap_or(estimates.mean).point_estimate;
+            let per_iteration = estimates.median.point_estimate;
             let requests = match meta.throughput {
                 Some(Throughput::Elements(n)) if n > 0 => n as f64,
                 _ => 1.0,
@@ -88,8 +89,8 @@ fn read_criterion(dir: &Path, found: &mut Vec<Measured>) -> Result<()> {
     Ok(())
 }
 
-fn one_shot(scenario: &str) -> Vec<Row> {
-    std::fs::read(one_shot_file(scenario))
+fn one_shot(dir: &Path, scenario: &str) -> Vec<Row> {
+    std::fs::read(one_shot_file(dir, scenario))
         .ok()
         .and_then(|json| serde_json::from_slice(&json).ok())
         .unwrap_or_default()
@@ -100,6 +101,8 @@ struct Results {
     criterion: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>,
     /// Contestants in the order the suite runs them.
     order: Vec<String>,
+    /// Where the results are.
+    dir: PathBuf,
 }
 
 impl Results {
@@ -116,11 +119,20 @@ impl Results {
                 .or_default()
                 .insert(m.parameter.unwrap_or_default(), m.nanos);
         }
-        let order = one_shot("memory")
+        let order = one_shot(dir, "memory")
             .into_iter()
             .map(|row| row.contestant)
             .collect();
-        Ok(Self { criterion, order })
+        Ok(Self {
+            criterion,
+            order,
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// A one-shot scenario's rows.
+    fn rows(&self, scenario: &str) -> Vec<Row> {
+        one_shot(&self.dir, scenario)
     }
 
     fn nanos(&self, group: &str, contestant: &str, parameter: &str) -> Option<f64> {
@@ -183,27 +195,62 @@ fn latency_table(results: &Results, group: &str, unit: &str) -> String {
     out
 }
 
+/// `#[smart_cached]` functions against direct calls, per key kind.
+fn macro_table(results: &Results) -> String {
+    let mut out = String::from("| call | ns per hit | × direct |\n|---|---:|---:|\n");
+    for (call, direct) in [
+        ("direct get_or_compute", "direct get_or_compute"),
+        ("#[smart_cached] fn", "direct get_or_compute"),
+        (
+            "direct get_or_compute, String key",
+            "direct get_or_compute, String key",
+        ),
+        (
+            "#[smart_cached] fn, &str argument",
+            "direct get_or_compute, String key",
+        ),
+    ] {
+        let nanos = results.nanos("hit_macro", call, "");
+        let base = results.nanos("hit_macro", direct, "");
+        let _ = writeln!(
+            out,
+            "| `{call}` | {} | {} |",
+            nanos_text(nanos),
+            ratio(nanos, base)
+        );
+    }
+    out
+}
+
 const TASKS: [&str; 4] = ["1", "2", "4", "8"];
 const ZIPF: &str = "zipf_throughput";
+const ZIPF_ALL_HITS: &str = "zipf_throughput_all_hits";
 
+/// Millions of requests per second in a Zipf group.
+fn mops_in(results: &Results, group: &str, contestant: &str, tasks: &str) -> Option<f64> {
+    results.nanos(group, contestant, tasks).map(|ns| 1e3 / ns)
+}
+
+/// Millions of requests per second in the spec's Zipf scenario (95% hits).
 fn mops(results: &Results, contestant: &str, tasks: &str) -> Option<f64> {
-    results.nanos(ZIPF, contestant, tasks).map(|ns| 1e3 / ns)
+    mops_in(results, ZIPF, contestant, tasks)
 }
 
 /// Zipf throughput in millions of requests per second, and smartcache's multiple of each.
-fn throughput_table(results: &Results) -> String {
+fn throughput_table(results: &Results, group: &str) -> String {
+    let mops = |contestant: &str, tasks: &str| mops_in(results, group, contestant, tasks);
     let mut out = String::from(
         "| contestant | 1 task | 2 tasks | 4 tasks | 8 tasks | smartcache ÷ this (1/2/4/8) |\n\
          |---|---:|---:|---:|---:|---|\n",
     );
-    for name in results.contestants(ZIPF) {
+    for name in results.contestants(group) {
         let cells: Vec<String> = TASKS
             .iter()
-            .map(|t| mops(results, &name, t).map_or_else(|| "–".into(), |m| format!("{m:.2}")))
+            .map(|t| mops(&name, t).map_or_else(|| "–".into(), |m| format!("{m:.2}")))
             .collect();
         let ratios: Vec<String> = TASKS
             .iter()
-            .map(|t| ratio(mops(results, SMARTCACHE, t), mops(results, &name, t)))
+            .map(|t| ratio(mops(SMARTCACHE, t), mops(&name, t)))
             .collect();
         let _ = writeln!(
             out,
@@ -216,8 +263,8 @@ fn throughput_table(results: &Results) -> String {
 }
 
 /// A one-shot scenario as a table of its figures.
-fn one_shot_table(scenario: &str) -> String {
-    let rows = one_shot(scenario);
+fn one_shot_table(results: &Results, scenario: &str) -> String {
+    let rows = results.rows(scenario);
     let Some(first) = rows.first() else {
         return format!("(no results for `{scenario}`)\n");
     };
@@ -238,8 +285,9 @@ fn one_shot_table(scenario: &str) -> String {
     out
 }
 
-fn figure(scenario: &str, contestant: &str, name: &str) -> Option<f64> {
-    one_shot(scenario)
+fn figure(results: &Results, scenario: &str, contestant: &str, name: &str) -> Option<f64> {
+    results
+        .rows(scenario)
         .into_iter()
         .find(|row| row.contestant == contestant)?
         .figure(name)
@@ -275,8 +323,17 @@ fn targets_table(results: &Results) -> String {
             peer_ratio.map(|r| r < 1.0),
         );
     }
-    let herd_runs = figure("herd", SMARTCACHE, "max_computations");
-    let herd_wall = figure("herd", SMARTCACHE, "worst_wall_ms");
+    let via_macro = results
+        .nanos("hit_macro", "#[smart_cached] fn", "")
+        .zip(results.nanos("hit_macro", "direct get_or_compute", ""))
+        .map(|(m, d)| m / d);
+    row(
+        "hit via `#[smart_cached]` fn ≤ 1.2× direct `get_or_compute`",
+        via_macro.map_or("–".into(), |r| format!("{r:.2}×")),
+        via_macro.map(|r| r <= 1.2),
+    );
+    let herd_runs = figure(results, "herd", SMARTCACHE, "max_computations");
+    let herd_wall = figure(results, "herd", SMARTCACHE, "worst_wall_ms");
     row(
         "herd: exactly 1 computation",
         herd_runs.map_or("–".into(), |r| format!("{r:.0} (worst run)")),
@@ -287,13 +344,13 @@ fn targets_table(results: &Results) -> String {
         herd_wall.map_or("–".into(), |w| format!("{w:.1} ms (worst run)")),
         herd_wall.map(|w| w <= 20.0),
     );
-    let during = figure("hit_during_computation", SMARTCACHE, "worst_us");
+    let during = figure(results, "hit_during_computation", SMARTCACHE, "worst_us");
     row(
         "hit while another key computes < 1 ms",
         during.map_or("–".into(), |w| format!("{w:.1} µs (worst read)")),
         during.map(|w| w < 1_000.0),
     );
-    let cold = figure("cold_keys", SMARTCACHE, "worst_wall_ms");
+    let cold = figure(results, "cold_keys", SMARTCACHE, "worst_wall_ms");
     row(
         "100 cold keys × 10 ms < 50 ms",
         cold.map_or("–".into(), |w| format!("{w:.1} ms (worst run)")),
@@ -317,7 +374,7 @@ fn targets_table(results: &Results) -> String {
             worst.map(|w| w >= at_least),
         );
     }
-    let memory = |name: &str| figure("memory", name, "bytes_per_entry");
+    let memory = |name: &str| figure(results, "memory", name, "bytes_per_entry");
     let mem_ratio = memory(SMARTCACHE).zip(memory(FLOOR)).map(|(s, f)| s / f);
     row(
         "memory per entry ≤ 1.5× raw DashMap",
@@ -395,57 +452,70 @@ fn plot_hits(results: &Results, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Zipf throughput against the task count, one line per contestant, log scale.
+/// Zipf throughput against the task count, one line per contestant, log scale: 95% hits on
+/// the left, all hits on the right.
 fn plot_throughput(results: &Results, path: &Path) -> Result<()> {
-    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
+    let root = SVGBackend::new(path, (1200, 480)).into_drawing_area();
     root.fill(&WHITE)?;
-    let names = results.contestants(ZIPF);
-    let all: Vec<f64> = names
+    let all: Vec<f64> = [ZIPF, ZIPF_ALL_HITS]
         .iter()
-        .flat_map(|n| TASKS.iter().filter_map(|t| mops(results, n, t)))
+        .flat_map(|group| {
+            results.contestants(group).into_iter().flat_map(move |n| {
+                TASKS
+                    .iter()
+                    .filter_map(move |t| mops_in(results, group, &n, t))
+            })
+        })
         .collect();
     let low = all.iter().copied().fold(f64::INFINITY, f64::min).max(1e-3) / 2.0;
     let high = all.iter().copied().fold(1.0, f64::max) * 2.0;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Zipf throughput, 95% hits, 2 workers (M requests/s, log scale)",
-            ("sans-serif", 18),
-        )
-        .margin(15)
-        .x_label_area_size(35)
-        .y_label_area_size(55)
-        .build_cartesian_2d((1.0f64..8.0).log_scale(), (low..high).log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("tasks")
-        .y_desc("M requests / s")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .draw()?;
-    for (index, name) in names.iter().enumerate() {
-        let points: Vec<(f64, f64)> = TASKS
-            .iter()
-            .filter_map(|t| Some((t.parse().ok()?, mops(results, name, t)?)))
-            .collect();
-        let color = if name == SMARTCACHE {
-            RED.to_rgba()
-        } else {
-            Palette99::pick(index).to_rgba()
-        };
-        let width = if name == SMARTCACHE { 3 } else { 1 };
+    let (left, right) = root.split_horizontally(600);
+    for (area, group, title) in [
+        (left, ZIPF, "Zipf, 95% hits, 2 workers (M req/s, log)"),
+        (
+            right,
+            ZIPF_ALL_HITS,
+            "Zipf, all hits, 2 workers (M req/s, log)",
+        ),
+    ] {
+        let mut chart = ChartBuilder::on(&area)
+            .caption(title, ("sans-serif", 16))
+            .margin(15)
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d((1.0f64..8.0).log_scale(), (low..high).log_scale())?;
         chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(width)))?
-            .label(name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new([(x, y), (x + 20, y)], color.stroke_width(width))
-            });
-        chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))?;
+            .configure_mesh()
+            .x_desc("tasks")
+            .y_desc("M requests / s")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()?;
+        for (index, name) in results.contestants(group).iter().enumerate() {
+            let points: Vec<(f64, f64)> = TASKS
+                .iter()
+                .filter_map(|t| Some((t.parse().ok()?, mops_in(results, group, name, t)?)))
+                .collect();
+            let color = if name == SMARTCACHE {
+                RED.to_rgba()
+            } else {
+                Palette99::pick(index).to_rgba()
+            };
+            let width = if name == SMARTCACHE { 3 } else { 1 };
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(width)))?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(width))
+                });
+            chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()?;
     root.present()?;
     Ok(())
 }
@@ -467,16 +537,21 @@ fn main() -> Result<()> {
         "## Hit latency, String\n\n{}",
         latency_table(&results, "hit_string", "ns per hit")
     );
+    println!("## Hit through the macro\n\n{}", macro_table(&results));
     println!(
         "## Miss cost\n\n{}",
         latency_table(&results, "miss_u64", "ns per miss")
     );
     println!(
-        "## Zipf throughput (M requests/s)\n\n{}",
-        throughput_table(&results)
+        "## Zipf throughput, 95% hits (M requests/s)\n\n{}",
+        throughput_table(&results, ZIPF)
+    );
+    println!(
+        "## Zipf throughput, all hits (M requests/s)\n\n{}",
+        throughput_table(&results, ZIPF_ALL_HITS)
     );
     for scenario in ["herd", "hit_during_computation", "cold_keys", "memory"] {
-        println!("## {scenario}\n\n{}", one_shot_table(scenario));
+        println!("## {scenario}\n\n{}", one_shot_table(&results, scenario));
     }
     std::fs::create_dir_all(&docs)?;
     plot_hits(&results, &docs.join("bench-hit.svg"))?;
