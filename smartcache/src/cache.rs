@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
+use std::time::Duration;
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
@@ -171,7 +172,8 @@ where
             return Ok(value);
         }
         let computation = Computation::<_, fn() -> SharedComputation<V, E>>::Local(compute);
-        self.get_or_compute_slow(key, computation).await
+        // Boxed: the hit path's future stays small, and the slow path's code stays out of it.
+        Box::pin(self.get_or_compute_slow(key, computation)).await
     }
 
     /// Like [`get_or_compute`](Self::get_or_compute), but the computation belongs to the
@@ -211,7 +213,8 @@ where
         }
         let boxed = || -> SharedComputation<V, E> { Box::pin(compute()) };
         let computation = Computation::<fn() -> Fut, _>::Shared(boxed);
-        self.get_or_compute_slow(key, computation).await
+        // Boxed, as in `get_or_compute`.
+        Box::pin(self.get_or_compute_slow(key, computation)).await
     }
 
     /// Like [`get_or_compute`](Self::get_or_compute) for a synchronous computation (a
@@ -279,10 +282,11 @@ where
     /// # }
     /// ```
     pub fn prime(&self, key: K, value: V) {
-        self.store.sweep_if_due();
+        let now = self.store.clock.now();
+        self.store.sweep_if_due(now);
         // Detach first: once the flight is out of the map it cannot store (see `finish`).
         self.flights.remove(&key);
-        self.store.insert_value(key, value);
+        self.store.insert_value(key, value, now);
         self.store.stats.record_prime();
     }
 
@@ -345,8 +349,10 @@ where
         Fut: Future<Output = Result<V, E>>,
         S: FnOnce() -> SharedComputation<V, E>,
     {
-        self.store.sweep_if_due();
-        let (flight, leading) = match self.join_or_lead(&key) {
+        // One clock reading serves the whole look-up: sweep, expiry, retry window, start.
+        let now = self.store.clock.now();
+        self.store.sweep_if_due(now);
+        let (flight, leading) = match self.join_or_lead(&key, now) {
             Step::Answer(answer) => return answer,
             Step::Lead(flight) => (flight, true),
             Step::Join(flight) => (flight, false),
@@ -387,7 +393,7 @@ where
 
     /// Under the flight shard lock for `key`: joins the flight in progress, answers from
     /// the store, or starts a flight. Counts the request.
-    fn join_or_lead(&self, key: &K) -> Step<V, E> {
+    fn join_or_lead(&self, key: &K, now: u64) -> Step<V, E> {
         let stats = &self.store.stats;
         let slot = self.flights.entry(key.clone());
         if let MapEntry::Occupied(flight) = &slot {
@@ -400,7 +406,7 @@ where
         // leave (see `Flight::join`), which is replaced or dropped here. Looking in the store
         // under the flight shard lock: a flight that finished stored its result before
         // leaving the map, so nothing is missed in between.
-        match self.store.lookup(key) {
+        match self.store.lookup(key, now) {
             Lookup::Value(value) => {
                 stats.record(Request::Hit);
                 remove_stale(slot);
@@ -413,7 +419,7 @@ where
                 Step::Answer(Err(CacheError::Cached { error, retry_in }))
             }
             Lookup::Absent => {
-                let flight = Arc::new(Flight::new());
+                let flight = Arc::new(Flight::new(now));
                 slot.insert(Arc::clone(&flight));
                 stats.record(Request::Miss);
                 stats.in_flight.fetch_add(1, Relaxed);
@@ -451,12 +457,18 @@ where
         // Leaves the map whatever happens, so no later caller joins a finished flight. Only a
         // panicking `Hash` or `Eq` can unwind out of here, and with such a key every call
         // panics in the map lookup anyway.
-        let stored = catch_unwind(AssertUnwindSafe(|| self.store_outcome(key, flight, record)));
+        let now = self.store.clock.now();
+        let stored = catch_unwind(AssertUnwindSafe(|| {
+            self.store_outcome(key, flight, record, now);
+        }));
         let outcome = match stored {
             Ok(()) => outcome,
             Err(payload) => Outcome::Panicked(panic_message(payload.as_ref())),
         };
-        let (stats, took) = (&self.store.stats, flight.started.elapsed());
+        let (stats, took) = (
+            &self.store.stats,
+            Duration::from_nanos(now.saturating_sub(flight.started)),
+        );
         stats.record_load(matches!(outcome, Outcome::Value(_)), took);
         stats.in_flight.fetch_sub(1, Relaxed);
         let ended = match &outcome {
@@ -472,12 +484,13 @@ where
     }
 
     /// Removes the flight from the map and, if it was still the key's flight, stores
-    /// `record` (a value or an error; `None` stores nothing).
+    /// `record` (a value or an error; `None` stores nothing) as of `now`.
     fn store_outcome(
         &self,
         key: &K,
         flight: &Arc<Flight<V, E>>,
         mut record: Option<(K, Result<V, Arc<E>>)>,
+        now: u64,
     ) {
         // INVARIANT (no stale resurrection): store only while this flight is still the key's
         // flight, under the shard lock that invalidate, clear and prime take to detach it.
@@ -486,8 +499,8 @@ where
                 return false;
             }
             match record.take() {
-                Some((key, Ok(value))) => self.store.insert_value(key, value),
-                Some((key, Err(error))) => self.store.insert_failure(key, error),
+                Some((key, Ok(value))) => self.store.insert_value(key, value, now),
+                Some((key, Err(error))) => self.store.insert_failure(key, error, now),
                 None => {}
             }
             true

@@ -27,7 +27,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 use crate::CacheError;
 use crate::clock::lock;
@@ -62,7 +61,8 @@ pub(crate) struct Flight<V, E> {
     outcome: OnceLock<Outcome<V, E>>,
     /// Wakes waiters when the flight finishes or is orphaned.
     notify: Notify,
-    pub(crate) started: Instant,
+    /// When the computation started, on the cache clock (nanoseconds).
+    pub(crate) started: u64,
 }
 
 impl<V, E> std::fmt::Debug for Flight<V, E> {
@@ -115,8 +115,9 @@ pub(crate) enum Turn<V, E> {
 }
 
 impl<V, E> Flight<V, E> {
-    /// A new flight, with its first participant (the driver) counted.
-    pub(crate) fn new() -> Self {
+    /// A new flight started at `started` (cache clock), with its first participant (the
+    /// driver) counted.
+    pub(crate) fn new(started: u64) -> Self {
         Self {
             state: Mutex::new(State {
                 callers: 1,
@@ -124,7 +125,7 @@ impl<V, E> Flight<V, E> {
             }),
             outcome: OnceLock::new(),
             notify: Notify::new(),
-            started: Instant::now(),
+            started,
         }
     }
 

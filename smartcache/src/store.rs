@@ -128,8 +128,19 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.fresh_value_at(key, || self.clock.now())
+    }
+
+    /// [`fresh_value`](Self::fresh_value), reading the clock with `now` only if there is a
+    /// time to live.
+    #[inline]
+    fn fresh_value_at<Q>(&self, key: &Q, now: impl FnOnce() -> u64) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let entry = self.values.get(key)?;
-        if self.ttl != u64::MAX && self.is_expired(&entry, self.clock.now()) {
+        if self.ttl != u64::MAX && self.is_expired(&entry, now()) {
             return None;
         }
         if self.queue.is_some() && entry.meta.load(Relaxed) & REFERENCED == 0 {
@@ -143,21 +154,29 @@ where
         now.saturating_sub(entry.stored_at()) >= self.ttl
     }
 
-    /// The miss path's look at a key: a fresh value, a cached error inside its window, or
-    /// nothing. An expired value or an error past its window is removed on the way.
-    pub(crate) fn lookup(&self, key: &K) -> Lookup<V, E> {
-        let now = self.clock.now();
-        if let Some(value) = self.fresh_value(key) {
+    /// The miss path's look at a key at time `now`: a fresh value, a cached error inside its
+    /// window, or nothing. An expired value or an error past its window is removed on the way.
+    ///
+    /// The caller holds the key's flight shard lock.
+    pub(crate) fn lookup(&self, key: &K, now: u64) -> Lookup<V, E> {
+        if let Some(value) = self.fresh_value_at(key, || now) {
             return Lookup::Value(value);
         }
-        if self
-            .values
-            .remove_if(key, |_, entry| {
-                self.forget_if(self.is_expired(entry, now), false)
-            })
-            .is_some()
+        if self.ttl != u64::MAX
+            && self
+                .values
+                .remove_if(key, |_, entry| {
+                    self.forget_if(self.is_expired(entry, now), false)
+                })
+                .is_some()
         {
             self.stats.record_expirations(1);
+        }
+        // Errors are counted before they become visible (`count_insertion`), and a failure
+        // is stored only under its key's flight shard lock, which the caller holds: with a
+        // count of zero this key has none, and the failure map need not be probed.
+        if self.stats.error_entries.load(Relaxed) == 0 {
+            return Lookup::Absent;
         }
         if let Some(failure) = self.failures.get(key) {
             let age = now.saturating_sub(failure.failed_at);
@@ -174,18 +193,20 @@ where
         Lookup::Absent
     }
 
-    /// Stores a value, replacing whatever the key held (value or cached error).
-    pub(crate) fn insert_value(&self, key: K, value: V) {
-        self.remove_failure_if(&key, |_| true);
+    /// Stores a value at time `now`, replacing whatever the key held (value or cached error).
+    pub(crate) fn insert_value(&self, key: K, value: V, now: u64) {
+        if self.stats.error_entries.load(Relaxed) > 0 {
+            self.remove_failure_if(&key, |_| true);
+        }
         let entry = |now| Entry {
             value,
             meta: AtomicU64::new(now),
         };
-        self.insert_with(&self.values, key, entry, None);
+        self.insert_with(&self.values, key, entry, None, now);
     }
 
-    /// Stores a failure, unless errors are not cached (zero retry interval).
-    pub(crate) fn insert_failure(&self, key: K, error: Arc<E>) {
+    /// Stores a failure at time `now`, unless errors are not cached (zero retry interval).
+    pub(crate) fn insert_failure(&self, key: K, error: Arc<E>, now: u64) {
         if self.retry == 0 {
             return;
         }
@@ -193,7 +214,7 @@ where
             .remove_if(&key, |_, _| self.forget_if(true, false));
         let failure = |failed_at| Failure { error, failed_at };
         let errors = &self.stats.error_entries;
-        self.insert_with(&self.failures, key, failure, Some(errors));
+        self.insert_with(&self.failures, key, failure, Some(errors), now);
     }
 
     /// Stores `make(now)` in `map` (the value map or the failure map) under `key`, making
@@ -205,8 +226,8 @@ where
         key: K,
         make: impl FnOnce(u64) -> T,
         gauge: Option<&AtomicU64>,
+        now: u64,
     ) {
-        let now = self.clock.now();
         let Some(queue) = &self.queue else {
             self.count_insertion(map, key, make(now), gauge);
             return;
@@ -346,16 +367,16 @@ where
         }
     }
 
-    /// Removes expired values and errors past their window, at most once per sweep period.
+    /// Removes expired values and errors past their window (at time `now`), at most once per
+    /// sweep period.
     ///
     /// Called on the write path, so a cache that is written to never keeps dead entries for
     /// longer than about one period, with no background task. A sweep visits every entry,
     /// one shard at a time.
-    pub(crate) fn sweep_if_due(&self) {
+    pub(crate) fn sweep_if_due(&self, now: u64) {
         if self.sweep_every == u64::MAX {
             return;
         }
-        let now = self.clock.now();
         let due = self.next_sweep.load(Relaxed);
         // Only the caller that moves the deadline sweeps; the others go on.
         if now < due
