@@ -161,17 +161,7 @@ async fn a_panic_reaches_every_caller_and_the_cache_recovers() {
             })
         })
         .collect();
-    until("the herd arrived", || cache.stats().misses == 10).await;
-    gate.open();
-    for caller in herd {
-        let error = caller.await.unwrap().unwrap_err();
-        assert_eq!(
-            error,
-            CacheError::Panicked {
-                message: "backend exploded".to_owned()
-            }
-        );
-    }
+    release_and_expect_panics(&cache, &gate, herd, "backend exploded").await;
     let stats = cache.stats();
     assert_eq!(
         (stats.load_failures, stats.total_entries, stats.in_flight),
@@ -241,17 +231,7 @@ async fn a_panicking_clone_of_the_value_fails_the_flight_without_wedging_the_key
             })
         })
         .collect();
-    until("the herd arrived", || cache.stats().misses == 3).await;
-    gate.open();
-    for caller in herd {
-        let error = caller.await.unwrap().unwrap_err();
-        assert_eq!(
-            error,
-            CacheError::Panicked {
-                message: "clone of a fragile value".into()
-            }
-        );
-    }
+    release_and_expect_panics(&cache, &gate, herd, "clone of a fragile value").await;
     let stats = cache.stats();
     assert_eq!(
         (stats.in_flight, stats.total_entries, stats.load_failures),
@@ -264,4 +244,29 @@ async fn a_panicking_clone_of_the_value_fails_the_flight_without_wedging_the_key
         .await;
     assert!(value.is_ok());
     assert_eq!(cache.entry_count(), 1);
+}
+
+/// Opens `gate` once the whole `herd` has arrived, and checks that every caller was answered
+/// with the same panic `message`.
+async fn release_and_expect_panics<K, V, T: std::fmt::Debug>(
+    cache: &AsyncSmartCache<K, V, String>,
+    gate: &Gate,
+    herd: Vec<JoinHandle<Result<T, CacheError<String>>>>,
+    message: &str,
+) where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let size = herd.len() as u64;
+    until("the herd arrived", || cache.stats().misses == size).await;
+    gate.open();
+    for caller in herd {
+        let error = caller.await.unwrap().unwrap_err();
+        assert_eq!(
+            error,
+            CacheError::Panicked {
+                message: message.into()
+            }
+        );
+    }
 }
