@@ -376,13 +376,10 @@ where
             // A waiter takes over at most once: it leaves with the answer of what it drives.
             Turn::TakeOver(Some(shared)) => participant.drive_shared(shared).await,
             Turn::TakeOver(None) => match computation {
-                Computation::Local(compute) => {
-                    let started = catch_unwind(AssertUnwindSafe(compute));
-                    match started {
-                        Ok(future) => participant.drive_local(future).await,
-                        Err(payload) => participant.end(Err(panic_message(payload.as_ref()))),
-                    }
-                }
+                Computation::Local(compute) => match catch_unwind(AssertUnwindSafe(compute)) {
+                    Ok(future) => participant.drive_local(future).await,
+                    Err(payload) => participant.end(Err(panic_message(payload.as_ref()))),
+                },
                 Computation::Shared(compute) => match catch_unwind(AssertUnwindSafe(compute)) {
                     Ok(future) => participant.drive_shared(future).await,
                     Err(payload) => participant.end(Err(panic_message(payload.as_ref()))),
