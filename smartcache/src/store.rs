@@ -186,18 +186,17 @@ where
                     retry_in: Duration::from_nanos(self.retry - age),
                 };
             }
+            drop(failure); // release the shard read lock before removing from that shard
+            self.remove_failure_if(key, |failure| {
+                now.saturating_sub(failure.failed_at) >= self.retry
+            });
         }
-        self.remove_failure_if(key, |failure| {
-            now.saturating_sub(failure.failed_at) >= self.retry
-        });
         Lookup::Absent
     }
 
     /// Stores a value at time `now`, replacing whatever the key held (value or cached error).
     pub(crate) fn insert_value(&self, key: K, value: V, now: u64) {
-        if self.stats.error_entries.load(Relaxed) > 0 {
-            self.remove_failure_if(&key, |_| true);
-        }
+        self.remove_failure_if(&key, |_| true);
         let entry = |now| Entry {
             value,
             meta: AtomicU64::new(now),
@@ -351,6 +350,11 @@ where
     }
 
     fn remove_failure_if(&self, key: &K, predicate: impl FnOnce(&Failure<E>) -> bool) {
+        // A failure is counted before it becomes visible (`count_insertion`): with none
+        // counted, none can be removed, and the map need not be probed.
+        if self.stats.error_entries.load(Relaxed) == 0 {
+            return;
+        }
         self.failures
             .remove_if(key, |_, failure| self.forget_if(predicate(failure), true));
     }
