@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Counter, Gate, until};
+use common::{Counter, Gate, spawn_gated, until};
 use smartcache::{AsyncSmartCache, CacheError};
 
 type Cache = AsyncSmartCache<u64, String, String>;
@@ -89,18 +89,7 @@ async fn a_herd_on_a_failing_key_shares_one_error() {
     let cache = Arc::new(cache(Duration::from_secs(60)));
     let (gate, calls) = (Gate::new(), Counter::new());
     let herd: Vec<_> = (0..20)
-        .map(|_| {
-            let (cache, gate, calls) = (Arc::clone(&cache), gate.clone(), calls.clone());
-            tokio::spawn(async move {
-                cache
-                    .get_or_compute(1, || async move {
-                        calls.bump();
-                        gate.pass().await;
-                        Err("down".to_owned())
-                    })
-                    .await
-            })
-        })
+        .map(|_| spawn_gated(&cache, 1, &gate, &calls, Err("down".to_owned())))
         .collect();
     until("the herd arrived", || cache.stats().misses == 20).await;
     gate.open();

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Counter, Gate, until};
+use common::{Counter, Gate, spawn_gated, until};
 use smartcache::{AsyncSmartCache, CacheError, registry};
 
 #[tokio::test]
@@ -47,18 +47,7 @@ fn the_blocking_form_works_without_any_runtime() {
 async fn a_blocking_caller_joins_a_flight_driven_by_an_async_task() {
     let cache: Arc<AsyncSmartCache<u32, u32, String>> = Arc::new(AsyncSmartCache::new());
     let (gate, calls) = (Gate::new(), Counter::new());
-    let driver = {
-        let (cache, gate, calls) = (Arc::clone(&cache), gate.clone(), calls.clone());
-        tokio::spawn(async move {
-            cache
-                .get_or_compute(1, || async move {
-                    calls.bump();
-                    gate.pass().await;
-                    Ok(7)
-                })
-                .await
-        })
-    };
+    let driver = spawn_gated(&cache, 1, &gate, &calls, Ok(7));
     until("the async flight started", || cache.stats().in_flight == 1).await;
     let blocking = {
         let (cache, calls) = (Arc::clone(&cache), calls.clone());

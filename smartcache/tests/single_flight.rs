@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Counter, Gate, poll_once, until};
+use common::{Counter, Gate, poll_once, spawn_gated, until};
 use smartcache::AsyncSmartCache;
 use tokio::sync::Barrier;
 
@@ -17,18 +17,7 @@ async fn a_herd_of_1000_on_a_cold_key_runs_one_computation() {
     let cache = Arc::new(Cache::new());
     let (gate, calls) = (Gate::new(), Counter::new());
     let herd: Vec<_> = (0..1_000)
-        .map(|_| {
-            let (cache, gate, calls) = (Arc::clone(&cache), gate.clone(), calls.clone());
-            tokio::spawn(async move {
-                cache
-                    .get_or_compute(7, || async move {
-                        calls.bump();
-                        gate.pass().await;
-                        Ok("seven".to_owned())
-                    })
-                    .await
-            })
-        })
+        .map(|_| spawn_gated(&cache, 7, &gate, &calls, Ok("seven".to_owned())))
         .collect();
     // Every caller has arrived (and all but one joined the flight) before it may finish.
     until("the herd has arrived", || cache.stats().misses == 1_000).await;

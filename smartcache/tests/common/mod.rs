@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll, Waker};
 
+use smartcache::{AsyncSmartCache, CacheError};
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 /// Holds computations until opened; opening is remembered, so no wake-up can be missed.
 #[derive(Clone)]
@@ -46,6 +48,32 @@ impl Counter {
     pub(crate) fn get(&self) -> usize {
         self.0.load(SeqCst)
     }
+}
+
+/// Spawns a caller of `key` whose computation counts itself in `calls`, waits for `gate`,
+/// then returns `result`.
+pub(crate) fn spawn_gated<K, V, E>(
+    cache: &Arc<AsyncSmartCache<K, V, E>>,
+    key: K,
+    gate: &Gate,
+    calls: &Counter,
+    result: Result<V, E>,
+) -> JoinHandle<Result<V, CacheError<E>>>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    let (cache, gate, calls) = (Arc::clone(cache), gate.clone(), calls.clone());
+    tokio::spawn(async move {
+        cache
+            .get_or_compute(key, || async move {
+                calls.bump();
+                gate.pass().await;
+                result
+            })
+            .await
+    })
 }
 
 /// Yields to the scheduler until `done` holds; fails the test after many rounds instead of
