@@ -88,6 +88,8 @@ pub(crate) fn unwrap_infallible<V>(answer: Result<V, CacheError<Infallible>>) ->
         Ok(value) => value,
         Err(CacheError::Panicked { message }) => std::panic::resume_unwind(Box::new(message)),
         Err(CacheError::Failed(never) | CacheError::Cached { error: never, .. }) => match *never {},
+        // No error to return it as: a deadlock reported as a panic beats one that hangs.
+        Err(CacheError::Cycle) => panic!("{}", crate::error::CYCLE),
     }
 }
 

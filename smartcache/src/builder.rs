@@ -36,6 +36,7 @@ pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(5 * 60);
 pub struct AsyncSmartCacheBuilder<K, V, E> {
     limits: Limits,
     name: Option<String>,
+    wait_timeout: Option<Duration>,
     /// Formats keys for `tracing` events, once `trace_keys` asked for it.
     #[cfg(feature = "tracing")]
     trace_key: Option<fn(&K) -> String>,
@@ -56,6 +57,7 @@ where
                 capacity: None,
             },
             name: None,
+            wait_timeout: None,
             #[cfg(feature = "tracing")]
             trace_key: None,
             types: PhantomData,
@@ -89,6 +91,35 @@ where
         self
     }
 
+    /// How long a caller waits for a computation that another *caller* drives before it
+    /// gives up on it and runs its own. Default: no limit.
+    ///
+    /// This is the way out when the caller driving a computation stops making progress: a
+    /// [`get_or_compute`](AsyncSmartCache::get_or_compute) caller (whose future may borrow,
+    /// so it cannot move into a task) that is alive but never polled again, or a shared-form
+    /// driver outside any tokio runtime. When the timeout passes, the waiter detaches the
+    /// stuck flight (whatever it computes is no longer stored) and starts a new one with its
+    /// own computation, which the other waiters join. It does not apply to shared-form
+    /// computations on a runtime: a task drives those and makes progress on its own, so a
+    /// timeout would only restart work (put a timeout inside such a computation instead).
+    ///
+    /// Waiting with a timeout needs tokio's timer (a runtime with the time driver, as
+    /// `#[tokio::main]` builds); a blocking caller outside any runtime waits without one.
+    ///
+    /// ```
+    /// use smartcache::AsyncSmartCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache: AsyncSmartCache<u64, String> = AsyncSmartCache::builder()
+    ///     .wait_timeout(Duration::from_secs(10))
+    ///     .build();
+    /// # drop(cache);
+    /// ```
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.wait_timeout = Some(timeout);
+        self
+    }
+
     /// The name under which the cache is listed in the [registry](crate::registry). An
     /// unnamed cache is not registered.
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -119,7 +150,12 @@ where
         let tracer = Tracer::new(name.clone(), self.trace_key);
         #[cfg(not(feature = "tracing"))]
         let tracer = Tracer::new();
-        AsyncSmartCache::from_parts(Store::new(self.limits, stats), name, tracer)
+        AsyncSmartCache::from_parts(
+            Store::new(self.limits, stats),
+            name,
+            tracer,
+            self.wait_timeout,
+        )
     }
 }
 
@@ -129,6 +165,7 @@ impl<K, V, E> fmt::Debug for AsyncSmartCacheBuilder<K, V, E> {
             .field("retry_interval", &self.limits.retry)
             .field("time_to_live", &self.limits.ttl)
             .field("max_capacity", &self.limits.capacity)
+            .field("wait_timeout", &self.wait_timeout)
             .field("name", &self.name)
             .finish_non_exhaustive()
     }

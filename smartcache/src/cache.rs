@@ -5,21 +5,17 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
-use std::task::Poll;
-use std::time::Duration;
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 
 use crate::builder::AsyncSmartCacheBuilder;
-use crate::flight::{CatchPanic, Flight, Leaving, Outcome, SharedComputation, Turn, panic_message};
+use crate::engine::{Computation, Inner};
+use crate::flight::SharedComputation;
 use crate::stats::Request;
-use crate::store::{Hasher, Lookup, Store};
-use crate::trace::{Ended, Tracer};
+use crate::store::{Hasher, Store};
+use crate::trace::Tracer;
 use crate::{CacheError, CacheStats};
 
 /// An async memoizing cache: per-key single-flight, cached errors with a retry window,
@@ -77,21 +73,8 @@ use crate::{CacheError, CacheStats};
 /// returns, no flight that started before it stores its result (its callers still receive
 /// it): a stale value is never resurrected.
 pub struct AsyncSmartCache<K, V, E = Infallible> {
-    pub(crate) store: Store<K, V, E>,
-    /// Flights in progress. A flight leaves this map, under its shard lock, when it
-    /// finishes, is abandoned, or is detached by invalidate, clear or prime.
-    // INVARIANT (lock order): flight shard -> store (queue -> value/failure shards). Nothing
-    // that holds a store lock takes a flight shard lock.
-    flights: DashMap<K, Arc<Flight<V, E>>, Hasher>,
-    name: Option<Arc<str>>,
-    tracer: Tracer<K>,
-}
-
-/// What the miss path found for a key.
-enum Step<V, E> {
-    Answer(Result<V, CacheError<E>>),
-    Lead(Arc<Flight<V, E>>),
-    Join(Arc<Flight<V, E>>),
+    /// Shared (weakly) with the tasks that drive shared-form computations; see `engine.rs`.
+    inner: Arc<Inner<K, V, E>>,
 }
 
 impl<K, V, E> AsyncSmartCache<K, V, E>
@@ -115,12 +98,17 @@ where
         store: Store<K, V, E>,
         name: Option<Arc<str>>,
         tracer: Tracer<K>,
+        wait_timeout: Option<std::time::Duration>,
     ) -> Self {
-        Self {
+        let inner = Inner {
             store,
             flights: DashMap::with_hasher(Hasher::default()),
             name,
             tracer,
+            wait_timeout,
+        };
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
@@ -167,13 +155,13 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        if let Some(value) = self.store.fresh_value(&key) {
-            self.store.stats.record(Request::Hit);
+        if let Some(value) = self.inner.store.fresh_value(&key) {
+            self.inner.store.stats.record(Request::Hit);
             return Ok(value);
         }
         let computation = Computation::<_, fn() -> SharedComputation<V, E>>::Local(compute);
         // Boxed: the hit path's future stays small, and the slow path's code stays out of it.
-        Box::pin(self.get_or_compute_slow(key, computation)).await
+        Box::pin(self.inner.get_or_compute_slow(key, computation)).await
     }
 
     /// Like [`get_or_compute`](Self::get_or_compute), but the computation belongs to the
@@ -207,14 +195,14 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
-        if let Some(value) = self.store.fresh_value(&key) {
-            self.store.stats.record(Request::Hit);
+        if let Some(value) = self.inner.store.fresh_value(&key) {
+            self.inner.store.stats.record(Request::Hit);
             return Ok(value);
         }
         let boxed = || -> SharedComputation<V, E> { Box::pin(compute()) };
         let computation = Computation::<fn() -> Fut, _>::Shared(boxed);
         // Boxed, as in `get_or_compute`.
-        Box::pin(self.get_or_compute_slow(key, computation)).await
+        Box::pin(self.inner.get_or_compute_slow(key, computation)).await
     }
 
     /// Like [`get_or_compute`](Self::get_or_compute) for a synchronous computation (a
@@ -254,8 +242,8 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let value = self.store.fresh_value(key);
-        self.store.stats.record(if value.is_some() {
+        let value = self.inner.store.fresh_value(key);
+        self.inner.store.stats.record(if value.is_some() {
             Request::Hit
         } else {
             Request::Miss
@@ -282,12 +270,23 @@ where
     /// # }
     /// ```
     pub fn prime(&self, key: K, value: V) {
-        let now = self.store.clock.now();
-        self.store.sweep_if_due(now);
-        // Detach first: once the flight is out of the map it cannot store (see `finish`).
-        self.flights.remove(&key);
-        self.store.insert_value(key, value, now);
-        self.store.stats.record_prime();
+        let inner = &*self.inner;
+        let now = inner.store.clock.now();
+        inner.store.sweep_if_due(now);
+        // INVARIANT (prime is one step for callers): the value is stored, and the key's
+        // flight detached, under the key's flight shard lock. Every caller takes that lock to
+        // look in the store and to start a flight, and a flight stores its outcome under it:
+        // a call either finished before `prime` (its result is replaced) or sees the value.
+        let slot = inner.flights.entry(key.clone());
+        inner.store.insert_value(key, value, now);
+        // Detached: a flight out of the map cannot store (see `engine::store_outcome`).
+        let detached = match slot {
+            MapEntry::Occupied(flight) => Some(flight.remove()),
+            MapEntry::Vacant(_) => None,
+        };
+        inner.store.stats.record_prime();
+        // Dropped outside the lock: the last handle of a flight may drop user code.
+        drop(detached);
     }
 
     /// Removes the stored value or cached error for `key`, and detaches any flight in
@@ -301,8 +300,8 @@ where
     {
         // Order matters: detach the flight first, so that it cannot store after the value
         // is removed (a flight stores only while it is in the map, under its shard lock).
-        let detached = self.flights.remove(key).is_some();
-        let removed = self.store.remove(key);
+        let detached = self.inner.flights.remove(key).is_some();
+        let removed = self.inner.store.remove(key);
         detached || removed
     }
 
@@ -311,227 +310,31 @@ where
     pub fn clear(&self) {
         // Flights first, as in `invalidate`: a flight that stored before it was detached has
         // its value removed by the store clear that follows.
-        self.flights.clear();
-        self.store.clear();
+        self.inner.flights.clear();
+        self.inner.store.clear();
     }
 
     /// A snapshot of the counters and gauges.
     #[must_use]
     pub fn stats(&self) -> CacheStats {
-        self.store.stats.snapshot()
+        self.inner.store.stats.snapshot()
     }
 
     /// Sets every counter of [`stats`](Self::stats) back to zero (gauges stay).
     pub fn reset_stats(&self) {
-        self.store.stats.reset();
+        self.inner.store.stats.reset();
     }
 
     /// The name given to the builder, under which the cache is registered.
     #[must_use]
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.inner.name.as_deref()
     }
 
     /// The number of entries stored now: values plus cached errors.
     #[must_use]
     pub fn entry_count(&self) -> u64 {
         self.stats().total_entries
-    }
-
-    /// The miss path: joins or leads a flight, then waits or drives until it has an answer.
-    async fn get_or_compute_slow<F, Fut, S>(
-        &self,
-        key: K,
-        computation: Computation<F, S>,
-    ) -> Result<V, CacheError<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<V, E>>,
-        S: FnOnce() -> SharedComputation<V, E>,
-    {
-        // One clock reading serves the whole look-up: sweep, expiry, retry window, start.
-        let now = self.store.clock.now();
-        self.store.sweep_if_due(now);
-        let (flight, leading) = match self.join_or_lead(&key, now) {
-            Step::Answer(answer) => return answer,
-            Step::Lead(flight) => (flight, true),
-            Step::Join(flight) => (flight, false),
-        };
-        let mut participant = Participant {
-            cache: self,
-            key,
-            flight,
-            role: Role::Waiting,
-        };
-        let turn = if leading {
-            Turn::TakeOver(None)
-        } else {
-            participant.flight.wait().await
-        };
-        match turn {
-            Turn::Answer(answer) => {
-                participant.role = Role::Done;
-                answer
-            }
-            // A waiter takes over at most once: it leaves with the answer of what it drives.
-            Turn::TakeOver(Some(shared)) => participant.drive_shared(shared).await,
-            Turn::TakeOver(None) => match computation {
-                Computation::Local(compute) => match catch_unwind(AssertUnwindSafe(compute)) {
-                    Ok(future) => participant.drive_local(future).await,
-                    Err(payload) => participant.end(Err(panic_message(payload.as_ref()))),
-                },
-                Computation::Shared(compute) => match catch_unwind(AssertUnwindSafe(compute)) {
-                    Ok(future) => participant.drive_shared(future).await,
-                    Err(payload) => participant.end(Err(panic_message(payload.as_ref()))),
-                },
-            },
-        }
-    }
-
-    /// Under the flight shard lock for `key`: joins the flight in progress, answers from
-    /// the store, or starts a flight. Counts the request.
-    fn join_or_lead(&self, key: &K, now: u64) -> Step<V, E> {
-        let stats = &self.store.stats;
-        let slot = self.flights.entry(key.clone());
-        if let MapEntry::Occupied(flight) = &slot {
-            if flight.get().join() {
-                stats.record(Request::Coalesced);
-                return Step::Join(Arc::clone(flight.get()));
-            }
-        }
-        // No flight running: the slot is vacant, or holds one that is over but could not
-        // leave (see `Flight::join`), which is replaced or dropped here. Looking in the store
-        // under the flight shard lock: a flight that finished stored its result before
-        // leaving the map, so nothing is missed in between.
-        match self.store.lookup(key, now) {
-            Lookup::Value(value) => {
-                stats.record(Request::Hit);
-                remove_stale(slot);
-                Step::Answer(Ok(value))
-            }
-            Lookup::Error { error, retry_in } => {
-                stats.record(Request::CachedError);
-                self.tracer.cached_error(key, retry_in);
-                remove_stale(slot);
-                Step::Answer(Err(CacheError::Cached { error, retry_in }))
-            }
-            Lookup::Absent => {
-                let flight = Arc::new(Flight::new(now));
-                slot.insert(Arc::clone(&flight));
-                stats.record(Request::Miss);
-                stats.in_flight.fetch_add(1, Relaxed);
-                self.tracer.started(key);
-                Step::Lead(flight)
-            }
-        }
-    }
-
-    /// Ends a flight with its computation's result: stores it if the flight is still the
-    /// key's current one, then wakes the waiters. Returns the driver's answer.
-    fn finish(
-        &self,
-        key: &K,
-        flight: &Arc<Flight<V, E>>,
-        result: Result<Result<V, E>, String>,
-    ) -> Result<V, CacheError<E>> {
-        let outcome = match result {
-            Ok(Ok(value)) => Outcome::Value(value),
-            Ok(Err(error)) => Outcome::Error(Arc::new(error)),
-            Err(message) => Outcome::Panicked(message),
-        };
-        // The copies to store, made outside any lock: user `Clone` code does not run under it.
-        let record = catch_unwind(AssertUnwindSafe(|| match &outcome {
-            Outcome::Value(value) => Some((key.clone(), Ok(value.clone()))),
-            Outcome::Error(error) => Some((key.clone(), Err(Arc::clone(error)))),
-            Outcome::Panicked(_) => None,
-        }));
-        // A panic in the user's `Clone`: the flight still ends, with that panic as its
-        // outcome and nothing stored, so no waiter is left hanging.
-        let (outcome, record) = match record {
-            Ok(record) => (outcome, record),
-            Err(payload) => (Outcome::Panicked(panic_message(payload.as_ref())), None),
-        };
-        // Leaves the map whatever happens, so no later caller joins a finished flight. Only a
-        // panicking `Hash` or `Eq` can unwind out of here, and with such a key every call
-        // panics in the map lookup anyway.
-        let now = self.store.clock.now();
-        let stored = catch_unwind(AssertUnwindSafe(|| {
-            self.store_outcome(key, flight, record, now);
-        }));
-        let outcome = match stored {
-            Ok(()) => outcome,
-            Err(payload) => Outcome::Panicked(panic_message(payload.as_ref())),
-        };
-        let (stats, took) = (
-            &self.store.stats,
-            Duration::from_nanos(now.saturating_sub(flight.started)),
-        );
-        stats.record_load(matches!(outcome, Outcome::Value(_)), took);
-        stats.in_flight.fetch_sub(1, Relaxed);
-        let ended = match &outcome {
-            Outcome::Value(_) => Ended::Value,
-            Outcome::Error(_) => Ended::Error,
-            Outcome::Panicked(message) => Ended::Panic(message),
-        };
-        self.tracer.ended(key, &ended, took);
-        // Waiters are woken before this caller's copy is made: if the user's `Clone` panics
-        // now, it unwinds into this caller alone, and nobody is left waiting.
-        flight.finish(outcome);
-        flight.answer()
-    }
-
-    /// Removes the flight from the map and, if it was still the key's flight, stores
-    /// `record` (a value or an error; `None` stores nothing) as of `now`.
-    fn store_outcome(
-        &self,
-        key: &K,
-        flight: &Arc<Flight<V, E>>,
-        mut record: Option<(K, Result<V, Arc<E>>)>,
-        now: u64,
-    ) {
-        // INVARIANT (no stale resurrection): store only while this flight is still the key's
-        // flight, under the shard lock that invalidate, clear and prime take to detach it.
-        self.flights.remove_if(key, |_, current| {
-            if !Arc::ptr_eq(current, flight) {
-                return false;
-            }
-            match record.take() {
-                Some((key, Ok(value))) => self.store.insert_value(key, value, now),
-                Some((key, Err(error))) => self.store.insert_failure(key, error, now),
-                None => {}
-            }
-            true
-        });
-    }
-
-    /// A participant leaves its flight unfinished (it was dropped).
-    fn leave(&self, key: &K, flight: &Arc<Flight<V, E>>, leaving: Leaving<V, E>) {
-        let driver = matches!(leaving, Leaving::Driver(_));
-        let mut leaving = Some(leaving);
-        let mut left = (false, None);
-        // Under the shard lock while the flight is still in the map, so that no caller can
-        // join a flight that its last participant is abandoning at the same moment.
-        self.flights.remove_if(key, |_, current| {
-            if !Arc::ptr_eq(current, flight) {
-                return false;
-            }
-            // `leaving` is always there: the closure runs at most once.
-            left = flight.leave(leaving.take().unwrap_or(Leaving::Waiter));
-            left.0
-        });
-        if let Some(leaving) = leaving {
-            // Detached or already gone from the map: nobody can join it any more.
-            left = flight.leave(leaving);
-        }
-        let (abandoned, computation) = left;
-        if abandoned {
-            self.store.stats.in_flight.fetch_sub(1, Relaxed);
-        }
-        if abandoned || driver {
-            self.tracer.left(key, abandoned);
-        }
-        // Dropped here, outside every lock: dropping a future runs user code.
-        drop(computation);
     }
 }
 
@@ -549,101 +352,8 @@ where
 impl<K, V, E> fmt::Debug for AsyncSmartCache<K, V, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncSmartCache")
-            .field("name", &self.name)
-            .field("stats", &self.store.stats.snapshot())
+            .field("name", &self.inner.name)
+            .field("stats", &self.inner.store.stats.snapshot())
             .finish_non_exhaustive()
-    }
-}
-
-/// Drops a flight left in the map after it was over (only a flight that is over reaches here).
-fn remove_stale<K: Hash + Eq, T>(slot: MapEntry<'_, K, T>) {
-    if let MapEntry::Occupied(stale) = slot {
-        stale.remove();
-    }
-}
-
-/// How a caller's computation starts, when it has to: a future that lives in the caller
-/// (`Local`), or one boxed into the flight (`Shared`) that another caller can continue.
-enum Computation<F, S> {
-    Local(F),
-    Shared(S),
-}
-
-/// The role of a caller in its flight.
-enum Role<V, E> {
-    Waiting,
-    /// Polling its own future, which cannot be handed over.
-    DrivingLocal,
-    /// Polling the flight's shared future; `None` only while the future is being polled.
-    DrivingShared(Option<SharedComputation<V, E>>),
-    /// The flight answered this caller.
-    Done,
-}
-
-/// A caller taking part in a flight. If dropped before the flight answered it (the caller
-/// was cancelled), it leaves the flight, handing over what it was driving.
-struct Participant<'a, K, V, E>
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    E: Send + Sync + 'static,
-{
-    cache: &'a AsyncSmartCache<K, V, E>,
-    key: K,
-    flight: Arc<Flight<V, E>>,
-    role: Role<V, E>,
-}
-
-impl<K, V, E> Participant<'_, K, V, E>
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    E: Send + Sync + 'static,
-{
-    async fn drive_local<Fut>(&mut self, future: Fut) -> Result<V, CacheError<E>>
-    where
-        Fut: Future<Output = Result<V, E>>,
-    {
-        self.role = Role::DrivingLocal;
-        let result = CatchPanic(std::pin::pin!(future)).await;
-        self.end(result)
-    }
-
-    async fn drive_shared(&mut self, future: SharedComputation<V, E>) -> Result<V, CacheError<E>> {
-        self.role = Role::DrivingShared(Some(future));
-        // NOTE: the future stays in `self.role` while it is polled, so that if this caller
-        // is dropped at the `.await`, `Drop` finds it there and hands it to a waiter.
-        let result = std::future::poll_fn(|cx| match &mut self.role {
-            Role::DrivingShared(Some(future)) => {
-                Pin::new(&mut CatchPanic(future.as_mut())).poll(cx)
-            }
-            _ => Poll::Ready(Err("shared computation missing".to_owned())),
-        })
-        .await;
-        self.end(result)
-    }
-
-    /// The computation ended: finish the flight and take this caller's answer.
-    fn end(&mut self, result: Result<Result<V, E>, String>) -> Result<V, CacheError<E>> {
-        // Drop the future first (outside any lock): it is done, and may hold resources.
-        self.role = Role::Done;
-        self.cache.finish(&self.key, &self.flight, result)
-    }
-}
-
-impl<K, V, E> Drop for Participant<'_, K, V, E>
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    E: Send + Sync + 'static,
-{
-    fn drop(&mut self) {
-        let leaving = match std::mem::replace(&mut self.role, Role::Done) {
-            Role::Done => return,
-            Role::Waiting => Leaving::Waiter,
-            Role::DrivingLocal => Leaving::Driver(None),
-            Role::DrivingShared(future) => Leaving::Driver(future),
-        };
-        self.cache.leave(&self.key, &self.flight, leaving);
     }
 }

@@ -45,6 +45,27 @@ pub enum CacheError<E> {
         /// The panic payload, if it was a string; otherwise a fixed description.
         message: String,
     },
+    /// The call was made from inside a computation that it would have had to wait for: the
+    /// computation of its own key, directly or through the keys it waits for (of any
+    /// cache). Waiting would never end, so the call answers at once; nothing was cached.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use smartcache::{AsyncSmartCache, CacheError};
+    ///
+    /// let cache: AsyncSmartCache<u32, u32, String> = AsyncSmartCache::new();
+    /// let answer = cache
+    ///     .get_or_compute(1, || async {
+    ///         // The computation of key 1 asks for key 1: a cycle, not a hang.
+    ///         let inner = cache.get_or_compute(1, || async { Ok(0) }).await;
+    ///         assert!(matches!(inner, Err(CacheError::Cycle)));
+    ///         Ok(1)
+    ///     })
+    ///     .await;
+    /// assert_eq!(answer.unwrap(), 1);
+    /// # }
+    /// ```
+    Cycle,
 }
 
 impl<E> CacheError<E> {
@@ -66,7 +87,7 @@ impl<E> CacheError<E> {
     pub fn error(&self) -> Option<&Arc<E>> {
         match self {
             Self::Failed(error) | Self::Cached { error, .. } => Some(error),
-            Self::Panicked { .. } => None,
+            Self::Panicked { .. } | Self::Cycle => None,
         }
     }
 
@@ -79,6 +100,10 @@ impl<E> CacheError<E> {
         }
     }
 }
+
+/// The text of [`CacheError::Cycle`], also the panic message of the forms that have no
+/// error to return it as.
+pub(crate) const CYCLE: &str = "computation cycle: a computation waits for its own key";
 
 impl<E> From<E> for CacheError<E> {
     fn from(error: E) -> Self {
@@ -98,6 +123,7 @@ impl<E> Clone for CacheError<E> {
             Self::Panicked { message } => Self::Panicked {
                 message: message.clone(),
             },
+            Self::Cycle => Self::Cycle,
         }
     }
 }
@@ -114,6 +140,7 @@ impl<E: fmt::Display> fmt::Display for CacheError<E> {
                 )
             }
             Self::Panicked { message } => write!(f, "computation panicked: {message}"),
+            Self::Cycle => f.write_str(CYCLE),
         }
     }
 }

@@ -1,35 +1,43 @@
 //! A flight: one running computation for one key, shared by every caller of that key.
 //!
 //! ```text
-//!            lead (first caller)
-//!                  |
-//!                  v           driver dropped,       a waiter takes over
-//!   +-------->  Running  ---- callers remain ---->  Orphaned  ---------------+
-//!   |              |                                   |                     |
-//!   |              | computation returns or panics     | last caller         |
-//!   |              v                                   v dropped             |
-//!   |          Finished                            Abandoned                 |
-//!   +--------------------------------------------------------------------- --+
+//!                     lead (first caller)
+//!                            |
+//!              +-------------+---------------+
+//!              | local form, or no runtime   | shared form on a tokio runtime: polled once
+//!              v                             v  by the leader, then moved into a task
+//!           Caller  --- handed to the ---->  Task  (callers may come and go; it runs on)
+//!            |  ^       task (shared form)    |  \
+//!  driver    |  | a waiter                    |   \ task dropped unfinished (its runtime
+//!  dropped,  |  | takes over                  |    \ shut down, or the cache was dropped)
+//!  callers   v  |                             |     v
+//!  remain  Orphaned --- last caller --->  Abandoned (computation dropped, nothing stored)
+//!                       dropped               ^
+//!              |                              |  last caller dropped (Caller driver)
+//!              +---- computation returns or panics ----> Finished (outcome set, waiters woken)
 //! ```
 //!
-//! The callers of a flight are its *participants*: the one polling the computation is the
-//! driver, the others wait on [`Flight::notify`]. Whatever the driver was polling survives
-//! it when it can: a shared (boxed, `'static`) computation is handed to a waiter, which goes
-//! on polling the very same future; a caller-local computation cannot outlive its caller, so
-//! the waiter that takes over runs its own. When the last participant leaves, the flight is
-//! abandoned: the computation is dropped and nothing is stored.
+//! The callers of a flight are its *participants*. With a `Caller` driver, one of them polls
+//! the computation and the others wait on [`Flight::notify`]; when the driver is dropped, a
+//! shared (boxed, `'static`) computation is handed to a waiter, which goes on polling the
+//! very same future, while a caller-local one cannot outlive its caller, so the waiter that
+//! takes over runs its own. With a `Task` driver, the computation belongs to the flight: a
+//! tokio task polls it, every participant only waits, and a flight that every caller has
+//! left still runs to completion and stores its result.
 
 use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::CacheError;
 use crate::clock::lock;
+use crate::reentry::{self, Edges, Node};
 
 /// A computation that any participant can poll: owned by the flight, not by a caller.
 pub(crate) type SharedComputation<V, E> = Pin<Box<dyn Future<Output = Result<V, E>> + Send>>;
@@ -57,12 +65,16 @@ impl<V: Clone, E> Outcome<V, E> {
 
 pub(crate) struct Flight<V, E> {
     state: Mutex<State<V, E>>,
-    /// Set once, by the driver, before the state becomes `Finished`.
+    /// Set once, before the state becomes `Finished`.
     outcome: OnceLock<Outcome<V, E>>,
     /// Wakes waiters when the flight finishes or is orphaned.
     notify: Notify,
     /// When the computation started, on the cache clock (nanoseconds).
     pub(crate) started: u64,
+    /// The flights this flight's computation is waiting for, for cycle detection.
+    edges: Edges,
+    /// The task driving the flight, if it has one: aborted when the flight is dropped.
+    task: OnceLock<tokio::task::AbortHandle>,
 }
 
 impl<V, E> std::fmt::Debug for Flight<V, E> {
@@ -74,19 +86,23 @@ impl<V, E> std::fmt::Debug for Flight<V, E> {
 }
 
 struct State<V, E> {
-    /// Participants that have not left: the driver and the waiters.
+    /// Participants that have not left: the callers waiting for the answer, the driving
+    /// caller included. A task is not a participant.
     callers: usize,
     driver: Driver<V, E>,
 }
 
 enum Driver<V, E> {
     /// A participant is polling the computation.
-    Running,
-    /// The driver left before the computation finished; the next waiter to look takes over,
-    /// continuing the shared computation if there is one, or else running its own.
+    Caller,
+    /// A tokio task is polling the computation; participants only wait.
+    Task,
+    /// The driving caller left, or the task was dropped, before the computation finished;
+    /// the next waiter to look takes over, continuing the shared computation if there is
+    /// one, or else running its own.
     Orphaned(Option<SharedComputation<V, E>>),
     Finished,
-    /// Every participant left before the computation finished; it was dropped.
+    /// The computation was dropped unfinished with nobody left to take over.
     Abandoned,
 }
 
@@ -112,6 +128,8 @@ pub(crate) enum Turn<V, E> {
     Answer(Result<V, CacheError<E>>),
     /// The driver left: drive the flight from here, with its shared computation if any.
     TakeOver(Option<SharedComputation<V, E>>),
+    /// The wait deadline passed and the flight has not finished.
+    TimedOut,
 }
 
 impl<V, E> Flight<V, E> {
@@ -121,11 +139,13 @@ impl<V, E> Flight<V, E> {
         Self {
             state: Mutex::new(State {
                 callers: 1,
-                driver: Driver::Running,
+                driver: Driver::Caller,
             }),
             outcome: OnceLock::new(),
             notify: Notify::new(),
             started,
+            edges: Edges::default(),
+            task: OnceLock::new(),
         }
     }
 
@@ -138,11 +158,32 @@ impl<V, E> Flight<V, E> {
     // holds until the lock is released.
     pub(crate) fn join(&self) -> bool {
         let mut state = lock(&self.state);
-        let running = matches!(state.driver, Driver::Running | Driver::Orphaned(_));
+        let running = !matches!(state.driver, Driver::Finished | Driver::Abandoned);
         if running {
             state.callers += 1;
         }
         running
+    }
+
+    /// The driving caller hands the computation to a task: from now on participants only
+    /// wait, and the flight no longer ends when they all leave.
+    pub(crate) fn hand_to_task(&self) {
+        let mut state = lock(&self.state);
+        if matches!(state.driver, Driver::Caller) {
+            state.driver = Driver::Task;
+        }
+    }
+
+    /// Remembers the flight's task, to abort it if the cache is dropped.
+    pub(crate) fn set_task(&self, task: tokio::task::AbortHandle) {
+        // Ignored error: a flight is handed to a task once (its computation moves there).
+        let _ = self.task.set(task);
+    }
+
+    /// Whether a caller drives the computation (rather than a task): one that stops being
+    /// polled stalls the flight, which is what a wait timeout is for.
+    fn driven_by_caller(&self) -> bool {
+        matches!(lock(&self.state).driver, Driver::Caller)
     }
 
     /// Records the outcome and wakes every waiter.
@@ -155,14 +196,18 @@ impl<V, E> Flight<V, E> {
 
     /// A participant leaves before the flight finished.
     ///
-    /// Returns whether the flight is now abandoned (this was the last participant), with
-    /// the shared computation to drop. The caller drops it *after* releasing every lock:
-    /// dropping user code may do anything, including call the cache.
+    /// Returns whether the flight is now abandoned (this was the last participant of a
+    /// flight that no task drives), with the shared computation to drop. The caller drops
+    /// it *after* releasing every lock: dropping user code may do anything, including call
+    /// the cache.
     pub(crate) fn leave(&self, leaving: Leaving<V, E>) -> (bool, Option<SharedComputation<V, E>>) {
         let mut state = lock(&self.state);
         state.callers -= 1;
         match (&state.driver, leaving) {
-            (Driver::Finished | Driver::Abandoned, leaving) => (false, leaving.into_shared()),
+            // A task needs no caller: it runs on, and stores its result for the next ones.
+            (Driver::Finished | Driver::Abandoned | Driver::Task, leaving) => {
+                (false, leaving.into_shared())
+            }
             (_, leaving) if state.callers == 0 => {
                 let orphan = match std::mem::replace(&mut state.driver, Driver::Abandoned) {
                     Driver::Orphaned(orphan) => orphan,
@@ -179,14 +224,33 @@ impl<V, E> Flight<V, E> {
             (_, Leaving::Waiter) => (false, None),
         }
     }
+
+    /// The flight's task was dropped before the computation finished. Returns whether the
+    /// flight is now abandoned (no participant is left to take over).
+    pub(crate) fn task_dropped(&self) -> bool {
+        let mut state = lock(&self.state);
+        if !matches!(state.driver, Driver::Task) {
+            return false;
+        }
+        if state.callers == 0 {
+            state.driver = Driver::Abandoned;
+            return true;
+        }
+        // A waiter takes over with its own computation (the task's future is gone).
+        state.driver = Driver::Orphaned(None);
+        drop(state);
+        self.notify.notify_waiters();
+        false
+    }
 }
 
 impl<V: Clone, E> Flight<V, E> {
-    /// Waits until the flight finishes or this participant has to take over.
+    /// Waits until the flight finishes, this participant has to take over, or `deadline`
+    /// (if any) passes while a caller, not a task, drives the computation.
     ///
     /// NOTE: no lock is held across the `.await`: the state is checked under the lock, then
     /// the lock is released before waiting.
-    pub(crate) async fn wait(&self) -> Turn<V, E> {
+    pub(crate) async fn wait(&self, mut deadline: Option<Instant>) -> Turn<V, E> {
         loop {
             let notified = std::pin::pin!(self.notify.notified());
             let mut notified = notified;
@@ -195,7 +259,23 @@ impl<V: Clone, E> Flight<V, E> {
             if let Some(turn) = self.look() {
                 return turn;
             }
-            notified.await;
+            match deadline {
+                Some(at) => {
+                    if tokio::time::timeout_at(at, notified).await.is_ok() {
+                        continue;
+                    }
+                    if let Some(turn) = self.look() {
+                        return turn;
+                    }
+                    if self.driven_by_caller() {
+                        return Turn::TimedOut;
+                    }
+                    // A task makes progress on its own: superseding it would only restart
+                    // the work, so this caller waits for it like the others.
+                    deadline = None;
+                }
+                None => notified.await,
+            }
         }
     }
 
@@ -220,10 +300,10 @@ impl<V: Clone, E> Flight<V, E> {
         match &mut state.driver {
             Driver::Orphaned(computation) => {
                 let computation = computation.take();
-                state.driver = Driver::Running;
+                state.driver = Driver::Caller;
                 Some(Turn::TakeOver(computation))
             }
-            Driver::Running => None,
+            Driver::Caller | Driver::Task => None,
             // `finish` sets the outcome before the state, so a finished flight has one.
             Driver::Finished => self.outcome.get().map(|o| Turn::Answer(o.to_answer())),
             // Impossible: a participant is still here, so the flight was not abandoned.
@@ -234,18 +314,50 @@ impl<V: Clone, E> Flight<V, E> {
     }
 }
 
-/// Polls a computation, turning a panic in it into `Err(message)`.
-pub(crate) struct CatchPanic<F>(pub(crate) F);
+impl<V, E> Drop for Flight<V, E> {
+    fn drop(&mut self) {
+        // Nobody holds the flight: no caller waits for it, and it is out of the map, so its
+        // result would not be stored. Its task, if one still runs, has nothing left to do.
+        if let Some(task) = self.task.get() {
+            task.abort();
+        }
+    }
+}
 
-impl<F: Future + Unpin> Future for CatchPanic<F> {
+impl<V: Send + Sync, E: Send + Sync> Node for Flight<V, E> {
+    fn edges(&self) -> &Edges {
+        &self.edges
+    }
+
+    fn is_over(&self) -> bool {
+        self.outcome.get().is_some()
+    }
+}
+
+/// Polls a computation on behalf of `flight`: catches a panic in it (as `Err(message)`),
+/// and marks the thread as computing for `flight` meanwhile, so that a call the computation
+/// makes into any cache can tell whether it would wait for its own flight.
+pub(crate) struct Computing<F> {
+    /// Weak: a flight's task must not keep its flight alive (see `engine::spawn`).
+    pub(crate) flight: Weak<dyn Node>,
+    pub(crate) future: F,
+}
+
+impl<F: Future + Unpin> Future for Computing<F> {
     type Output = Result<F::Output, String>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.0;
-        match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+        let this = &mut *self;
+        let future = &mut this.future;
+        let poll = || match catch_unwind(AssertUnwindSafe(|| Pin::new(future).poll(cx))) {
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
             Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
+        };
+        match this.flight.upgrade() {
+            Some(flight) => reentry::within(&flight, poll),
+            // The flight is gone (its task is being aborted): nobody can wait for it.
+            None => poll(),
         }
     }
 }

@@ -60,10 +60,12 @@ mod blocking;
 mod builder;
 mod cache;
 mod clock;
+mod engine;
 mod error;
 mod flight;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+mod reentry;
 pub mod registry;
 #[cfg(feature = "serde")]
 mod serde_impl;

@@ -144,8 +144,10 @@ pub fn full<V, E>(answer: Result<V, CacheError<CacheError<E>>>) -> Result<V, Cac
             CacheError::Panicked { message } => CacheError::Panicked {
                 message: message.clone(),
             },
+            CacheError::Cycle => CacheError::Cycle,
         },
         CacheError::Panicked { message } => CacheError::Panicked { message },
+        CacheError::Cycle => CacheError::Cycle,
     })
 }
 
@@ -159,6 +161,8 @@ pub fn transparent<V, E: ClonedError>(answer: Result<V, CacheError<E>>) -> Resul
     answer.map_err(|error| match error {
         CacheError::Failed(error) | CacheError::Cached { error, .. } => Arc::unwrap_or_clone(error),
         CacheError::Panicked { message } => resume_unwind(Box::new(message)),
+        // No `E` can say it: a deadlock reported as a panic beats one that hangs.
+        CacheError::Cycle => panic!("{}", crate::error::CYCLE),
     })
 }
 
@@ -168,6 +172,7 @@ pub fn infallible<V>(answer: Result<V, CacheError<Infallible>>) -> V {
         Ok(value) => value,
         Err(CacheError::Panicked { message }) => resume_unwind(Box::new(message)),
         Err(CacheError::Failed(never) | CacheError::Cached { error: never, .. }) => match *never {},
+        Err(CacheError::Cycle) => panic!("{}", crate::error::CYCLE),
     }
 }
 

@@ -68,6 +68,14 @@ impl<K> Tracer<K> {
         tracing::debug!(target: TARGET, cache = self.name(), key = self.key(key), ?retry_in, "answered with a cached error");
     }
 
+    pub(crate) fn cycle(&self, key: &K) {
+        tracing::warn!(target: TARGET, cache = self.name(), key = self.key(key), "a computation waits for its own key; answered with a cycle error");
+    }
+
+    pub(crate) fn superseded(&self, key: &K) {
+        tracing::warn!(target: TARGET, cache = self.name(), key = self.key(key), "wait timeout: the driving caller made no progress; computing again");
+    }
+
     pub(crate) fn left(&self, key: &K, abandoned: bool) {
         if abandoned {
             tracing::debug!(target: TARGET, cache = self.name(), key = self.key(key), "every caller left; computation dropped");
@@ -94,6 +102,12 @@ impl<K> Tracer<K> {
 
     #[inline]
     pub(crate) fn cached_error(&self, _: &K, _: Duration) {}
+
+    #[inline]
+    pub(crate) fn cycle(&self, _: &K) {}
+
+    #[inline]
+    pub(crate) fn superseded(&self, _: &K) {}
 
     #[inline]
     pub(crate) fn left(&self, _: &K, _: bool) {}

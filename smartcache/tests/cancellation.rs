@@ -104,21 +104,28 @@ impl Drop for SetOnDrop {
     }
 }
 
-#[tokio::test]
-async fn when_every_caller_has_gone_the_computation_is_dropped_and_nothing_is_stored() {
-    let cache = Arc::new(Cache::new());
-    let (gate, dropped) = (Gate::new(), Arc::new(AtomicBool::new(false)));
+/// Starts three callers of key 1 whose computation waits for `gate`, holding a guard that
+/// records being dropped, and cancels all three once they have joined.
+async fn cancel_every_caller(
+    cache: &Arc<Cache>,
+    gate: &Gate,
+    dropped: &Arc<AtomicBool>,
+    shared: bool,
+) {
     let callers: Vec<_> = (0..3)
         .map(|_| {
-            let (cache, gate, dropped) = (Arc::clone(&cache), gate.clone(), Arc::clone(&dropped));
+            let (cache, gate, dropped) = (Arc::clone(cache), gate.clone(), Arc::clone(dropped));
             tokio::spawn(async move {
-                cache
-                    .get_or_compute_shared(1, || async move {
-                        let _guard = SetOnDrop(dropped);
-                        gate.pass().await;
-                        Ok("never stored".to_owned())
-                    })
-                    .await
+                let compute = || async move {
+                    let _guard = SetOnDrop(dropped);
+                    gate.pass().await;
+                    Ok("computed".to_owned())
+                };
+                if shared {
+                    cache.get_or_compute_shared(1, compute).await
+                } else {
+                    cache.get_or_compute(1, compute).await
+                }
             })
         })
         .collect();
@@ -127,6 +134,14 @@ async fn when_every_caller_has_gone_the_computation_is_dropped_and_nothing_is_st
         caller.abort();
         assert!(caller.await.unwrap_err().is_cancelled());
     }
+}
+
+#[tokio::test]
+async fn borrowing_form_when_every_caller_has_gone_the_computation_is_dropped_and_nothing_is_stored()
+ {
+    let cache = Arc::new(Cache::new());
+    let (gate, dropped) = (Gate::new(), Arc::new(AtomicBool::new(false)));
+    cancel_every_caller(&cache, &gate, &dropped, false).await;
     assert!(
         dropped.load(SeqCst),
         "the abandoned computation was dropped"
@@ -142,6 +157,33 @@ async fn when_every_caller_has_gone_the_computation_is_dropped_and_nothing_is_st
         .get_or_compute(1, || async { Ok("fresh".to_owned()) })
         .await;
     assert_eq!(again.unwrap(), "fresh");
+}
+
+#[tokio::test]
+async fn shared_form_when_every_caller_has_gone_runs_to_completion_and_stores() {
+    let cache = Arc::new(Cache::new());
+    let (gate, dropped) = (Gate::new(), Arc::new(AtomicBool::new(false)));
+    cancel_every_caller(&cache, &gate, &dropped, true).await;
+    assert!(!dropped.load(SeqCst), "the computation runs on in its task");
+    assert_eq!(cache.stats().in_flight, 1);
+
+    // A caller arriving now joins the computation that is still running.
+    let joiner = {
+        let cache = Arc::clone(&cache);
+        tokio::spawn(async move {
+            cache
+                .get_or_compute_shared(1, || async { Ok("restarted".to_owned()) })
+                .await
+        })
+    };
+    until("the newcomer joined", || cache.stats().coalesced == 3).await;
+    gate.open();
+    assert_eq!(joiner.await.unwrap().unwrap(), "computed");
+    until("the task stored its value", || cache.stats().in_flight == 0).await;
+    let stats = cache.stats();
+    assert_eq!((stats.load_successes, stats.total_entries), (1, 1));
+    assert!(dropped.load(SeqCst));
+    assert_eq!(cache.get(&1).as_deref(), Some("computed"));
 }
 
 #[tokio::test]

@@ -1,0 +1,641 @@
+//! The flight engine: the miss path that ties the store and the flights together. It joins
+//! or leads a flight, drives the computation (in the caller, or in a task of its own),
+//! stores the outcome, and handles every way a caller can leave early.
+//!
+//! # Who drives a flight
+//!
+//! - Shared form on a tokio runtime: the leader polls the computation once, in its own
+//!   call (a computation that is ready at once costs no task); if it is still pending, the
+//!   future moves into a task spawned on the current runtime, which polls it to the end and
+//!   stores the outcome. From then on every caller, the leader included, only waits: a
+//!   caller that is never polled again, or is dropped, holds nobody up, and when every
+//!   caller has gone the task still finishes and stores its result for the next call.
+//! - Shared form outside a runtime, and the local form: the leader polls the computation in
+//!   its own call. A dropped driver hands over to a waiter (the same future for the shared
+//!   form, the waiter's own computation for the local form); the last caller to leave drops
+//!   the computation and nothing is stored.
+//!
+//! # Lock order
+//!
+//! Flight shard → flight state → (store: queue → value/failure shards); flight shard →
+//! wait-for edges (one flight's at a time). Nothing that holds a store lock or a flight
+//! state takes a flight shard. No lock is held across an `.await`, and none while user code
+//! runs (computations, `Clone`, `Drop` of a computation).
+
+use std::future::Future;
+use std::hash::Hash;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Weak};
+use std::task::Poll;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry as MapEntry;
+use tokio::runtime::Handle;
+
+use crate::CacheError;
+use crate::flight::{Computing, Flight, Leaving, Outcome, SharedComputation, Turn, panic_message};
+use crate::reentry::{self, NodeRef};
+use crate::stats::Request;
+use crate::store::{Hasher, Lookup, Store};
+use crate::trace::{Ended, Tracer};
+
+/// Everything a cache is, shared with the tasks that drive its flights (which hold it
+/// weakly: a running computation never keeps a dropped cache alive).
+pub(crate) struct Inner<K, V, E> {
+    pub(crate) store: Store<K, V, E>,
+    /// Flights in progress. A flight leaves this map, under its shard lock, when it
+    /// finishes, is abandoned, is superseded after a wait timeout, or is detached by
+    /// invalidate, clear or prime.
+    pub(crate) flights: DashMap<K, Arc<Flight<V, E>>, Hasher>,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) tracer: Tracer<K>,
+    /// How long a caller waits for another's computation before running its own.
+    pub(crate) wait_timeout: Option<Duration>,
+}
+
+/// How a caller's computation starts, when it has to: a future that lives in the caller
+/// (`Local`), or one boxed into the flight (`Shared`) that a task or another caller can
+/// continue.
+pub(crate) enum Computation<F, S> {
+    Local(F),
+    Shared(S),
+}
+
+/// What the miss path found for a key.
+enum Step<V, E> {
+    Answer(Result<V, CacheError<E>>),
+    Lead(Arc<Flight<V, E>>),
+    Join(Arc<Flight<V, E>>),
+}
+
+impl<K, V, E> Inner<K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    /// The miss path: joins or leads a flight, then waits or drives until it has an answer.
+    pub(crate) async fn get_or_compute_slow<F, Fut, S>(
+        self: &Arc<Self>,
+        key: K,
+        computation: Computation<F, S>,
+    ) -> Result<V, CacheError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        S: FnOnce() -> SharedComputation<V, E>,
+    {
+        // One clock reading serves the whole look-up: sweep, expiry, retry window, start.
+        let now = self.store.clock.now();
+        self.store.sweep_if_due(now);
+        // The flight whose computation makes this call, if any: it now waits for this one.
+        let parent = reentry::current();
+        let (flight, leading) = match self.join_or_lead(&key, now, parent.as_ref(), None) {
+            Step::Answer(answer) => return answer,
+            Step::Lead(flight) => (flight, true),
+            Step::Join(flight) => (flight, false),
+        };
+        let mut participant = Participant::new(self, key, flight, parent);
+        let mut computation = Some(computation);
+        let mut turn = if leading {
+            Turn::TakeOver(None)
+        } else {
+            participant.wait().await
+        };
+        loop {
+            turn = match turn {
+                Turn::Answer(answer) => {
+                    participant.role = Role::Done;
+                    return answer;
+                }
+                // A shared future handed over by a driver that was polling it in its call.
+                Turn::TakeOver(Some(shared)) => match participant.drive_shared(shared).await {
+                    Some(answer) => return answer,
+                    None => participant.wait().await,
+                },
+                Turn::TakeOver(None) => match computation.take() {
+                    Some(computation) => match participant.run(computation).await {
+                        Some(answer) => return answer,
+                        None => participant.wait().await,
+                    },
+                    // This caller's computation went into a task that was dropped unfinished
+                    // (its runtime shut down): hand the flight on and answer the loss.
+                    None => return participant.give_up(),
+                },
+                Turn::TimedOut => match participant.supersede() {
+                    Next::Answer(answer) => return answer,
+                    Next::Lead => Turn::TakeOver(None),
+                    Next::Join => participant.wait().await,
+                },
+            };
+        }
+    }
+
+    /// Under the flight shard lock for `key`: joins the flight in progress, answers from
+    /// the store, or starts a flight. Counts the request, unless it was counted already
+    /// (`superseding`: the caller timed out waiting for that flight and replaces it).
+    fn join_or_lead(
+        &self,
+        key: &K,
+        now: u64,
+        parent: Option<&NodeRef>,
+        superseding: Option<&Arc<Flight<V, E>>>,
+    ) -> Step<V, E> {
+        let stats = &self.store.stats;
+        let count = |request| {
+            if superseding.is_none() {
+                stats.record(request);
+            }
+        };
+        let slot = self.flights.entry(key.clone());
+        if let MapEntry::Occupied(current) = &slot {
+            let stuck = superseding.is_some_and(|stuck| Arc::ptr_eq(stuck, current.get()));
+            if !stuck {
+                let flight = current.get();
+                let node: NodeRef = Arc::clone(flight) as NodeRef;
+                if parent.is_some_and(|parent| !reentry::wait_for(parent, &node)) {
+                    count(Request::Miss);
+                    self.tracer.cycle(key);
+                    return Step::Answer(Err(CacheError::Cycle));
+                }
+                if flight.join() {
+                    count(Request::Coalesced);
+                    return Step::Join(Arc::clone(flight));
+                }
+                if let Some(parent) = parent {
+                    parent.edges().remove(&node);
+                }
+            }
+        }
+        // No flight to join: the slot is vacant, holds one that is over but could not leave
+        // (see `Flight::join`), or holds the stuck flight being superseded; it is replaced or
+        // dropped here. Looking in the store under the flight shard lock: a flight that
+        // finished stored its result before leaving the map, so nothing is missed in between.
+        match self.store.lookup(key, now) {
+            Lookup::Value(value) => {
+                count(Request::Hit);
+                remove_stale(slot);
+                Step::Answer(Ok(value))
+            }
+            Lookup::Error { error, retry_in } => {
+                count(Request::CachedError);
+                self.tracer.cached_error(key, retry_in);
+                remove_stale(slot);
+                Step::Answer(Err(CacheError::Cached { error, retry_in }))
+            }
+            Lookup::Absent => {
+                let flight = Arc::new(Flight::new(now));
+                if let Some(parent) = parent {
+                    // A new flight waits for nothing yet: this edge cannot close a cycle.
+                    parent.edges().add(&(Arc::clone(&flight) as NodeRef));
+                }
+                slot.insert(Arc::clone(&flight));
+                count(Request::Miss);
+                stats.in_flight.fetch_add(1, Relaxed);
+                self.tracer.started(key);
+                Step::Lead(flight)
+            }
+        }
+    }
+
+    /// Ends a flight with its computation's result: stores it if the flight is still the
+    /// key's current one, then wakes the waiters.
+    fn complete(&self, key: &K, flight: &Arc<Flight<V, E>>, result: Result<Result<V, E>, String>) {
+        let outcome = match result {
+            Ok(Ok(value)) => Outcome::Value(value),
+            Ok(Err(error)) => Outcome::Error(Arc::new(error)),
+            Err(message) => Outcome::Panicked(message),
+        };
+        // The copies to store, made outside any lock: user `Clone` code does not run under it.
+        let record = catch_unwind(AssertUnwindSafe(|| match &outcome {
+            Outcome::Value(value) => Some((key.clone(), Ok(value.clone()))),
+            Outcome::Error(error) => Some((key.clone(), Err(Arc::clone(error)))),
+            Outcome::Panicked(_) => None,
+        }));
+        // A panic in the user's `Clone`: the flight still ends, with that panic as its
+        // outcome and nothing stored, so no waiter is left hanging.
+        let (outcome, record) = match record {
+            Ok(record) => (outcome, record),
+            Err(payload) => (Outcome::Panicked(panic_message(payload.as_ref())), None),
+        };
+        // Leaves the map whatever happens, so no later caller joins a finished flight. Only a
+        // panicking `Hash` or `Eq` can unwind out of here, and with such a key every call
+        // panics in the map lookup anyway.
+        let now = self.store.clock.now();
+        let stored = catch_unwind(AssertUnwindSafe(|| {
+            self.store_outcome(key, flight, record, now);
+        }));
+        let outcome = match stored {
+            Ok(()) => outcome,
+            Err(payload) => Outcome::Panicked(panic_message(payload.as_ref())),
+        };
+        let (stats, took) = (
+            &self.store.stats,
+            Duration::from_nanos(now.saturating_sub(flight.started)),
+        );
+        stats.record_load(matches!(outcome, Outcome::Value(_)), took);
+        stats.in_flight.fetch_sub(1, Relaxed);
+        let ended = match &outcome {
+            Outcome::Value(_) => Ended::Value,
+            Outcome::Error(_) => Ended::Error,
+            Outcome::Panicked(message) => Ended::Panic(message),
+        };
+        self.tracer.ended(key, &ended, took);
+        flight.finish(outcome);
+    }
+
+    /// Removes the flight from the map and, if it was still the key's flight, stores
+    /// `record` (a value or an error; `None` stores nothing) as of `now`.
+    fn store_outcome(
+        &self,
+        key: &K,
+        flight: &Arc<Flight<V, E>>,
+        mut record: Option<(K, Result<V, Arc<E>>)>,
+        now: u64,
+    ) {
+        // INVARIANT (no stale resurrection): store only while this flight is still the key's
+        // flight, under the shard lock that invalidate, clear and prime take to detach it.
+        self.flights.remove_if(key, |_, current| {
+            if !Arc::ptr_eq(current, flight) {
+                return false;
+            }
+            match record.take() {
+                Some((key, Ok(value))) => self.store.insert_value(key, value, now),
+                Some((key, Err(error))) => self.store.insert_failure(key, error, now),
+                None => {}
+            }
+            true
+        });
+    }
+
+    /// A participant leaves its flight unfinished (it was dropped, or gave up waiting).
+    fn leave(&self, key: &K, flight: &Arc<Flight<V, E>>, leaving: Leaving<V, E>) {
+        let driver = matches!(leaving, Leaving::Driver(_));
+        let mut leaving = Some(leaving);
+        let mut left = (false, None);
+        // Under the shard lock while the flight is still in the map, so that no caller can
+        // join a flight that its last participant is abandoning at the same moment.
+        self.flights.remove_if(key, |_, current| {
+            if !Arc::ptr_eq(current, flight) {
+                return false;
+            }
+            // `leaving` is always there: the closure runs at most once.
+            left = flight.leave(leaving.take().unwrap_or(Leaving::Waiter));
+            left.0
+        });
+        if let Some(leaving) = leaving {
+            // Detached or already gone from the map: nobody can join it any more.
+            left = flight.leave(leaving);
+        }
+        let (abandoned, computation) = left;
+        if abandoned {
+            self.store.stats.in_flight.fetch_sub(1, Relaxed);
+        }
+        if abandoned || driver {
+            self.tracer.left(key, abandoned);
+        }
+        // Dropped here, outside every lock: dropping a future runs user code.
+        drop(computation);
+    }
+
+    /// A flight's task was dropped before its computation finished (its runtime shut down,
+    /// or the task was aborted): a waiter takes over, or, with nobody left, it is abandoned.
+    fn task_dropped(&self, key: &K, flight: &Arc<Flight<V, E>>) {
+        let mut abandoned = None;
+        self.flights.remove_if(key, |_, current| {
+            if !Arc::ptr_eq(current, flight) {
+                return false;
+            }
+            let gone = flight.task_dropped();
+            abandoned = Some(gone);
+            gone
+        });
+        let abandoned = abandoned.unwrap_or_else(|| flight.task_dropped());
+        if abandoned {
+            self.store.stats.in_flight.fetch_sub(1, Relaxed);
+            self.tracer.left(key, true);
+        }
+    }
+
+    /// Moves a pending shared computation into a task on `runtime`, which drives it to the
+    /// end and stores the outcome.
+    fn spawn(
+        self: &Arc<Self>,
+        runtime: &Handle,
+        key: K,
+        flight: &Arc<Flight<V, E>>,
+        computation: SharedComputation<V, E>,
+    ) {
+        // INVARIANT: the flight is marked task-driven *before* the task exists, so that a
+        // task dropped at once (a runtime shutting down) finds the state it must undo.
+        flight.hand_to_task();
+        // INVARIANT: the task holds its flight weakly. The flight map and the callers hold
+        // it strongly; when none of them does (the cache was dropped, or the flight was
+        // detached and every caller left), nothing would receive or store the result, and
+        // the flight's `Drop` aborts the task.
+        let mut guard = TaskGuard {
+            cache: Arc::downgrade(self),
+            key,
+            flight: Arc::downgrade(flight),
+            armed: true,
+        };
+        let computing = Computing {
+            flight: Arc::downgrade(&(Arc::clone(flight) as NodeRef)),
+            future: computation,
+        };
+        let task = runtime.spawn(async move {
+            let result = computing.await;
+            guard.complete(result);
+        });
+        flight.set_task(task.abort_handle());
+    }
+}
+
+/// Drops a flight left in the map after it was over (only a flight that is over, or one
+/// being superseded, reaches here).
+fn remove_stale<K: Hash + Eq, T>(slot: MapEntry<'_, K, T>) {
+    if let MapEntry::Occupied(stale) = slot {
+        stale.remove();
+    }
+}
+
+/// Owned by a flight's task: completes the flight when the computation ends, and hands it
+/// on if the task is dropped before that.
+struct TaskGuard<K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    cache: Weak<Inner<K, V, E>>,
+    key: K,
+    flight: Weak<Flight<V, E>>,
+    armed: bool,
+}
+
+impl<K, V, E> TaskGuard<K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    fn complete(&mut self, result: Result<Result<V, E>, String>) {
+        self.armed = false;
+        // Either gone: nobody holds the flight any more, so nobody waits for the result.
+        if let (Some(cache), Some(flight)) = (self.cache.upgrade(), self.flight.upgrade()) {
+            cache.complete(&self.key, &flight, result);
+        }
+    }
+}
+
+impl<K, V, E> Drop for TaskGuard<K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let (Some(cache), Some(flight)) = (self.cache.upgrade(), self.flight.upgrade()) {
+            cache.task_dropped(&self.key, &flight);
+        }
+    }
+}
+
+/// The role of a caller in its flight.
+enum Role<V, E> {
+    Waiting,
+    /// Polling its own future, which cannot be handed over.
+    DrivingLocal,
+    /// Polling the flight's shared future; `None` only while the future is being polled.
+    DrivingShared(Option<SharedComputation<V, E>>),
+    /// The flight answered this caller.
+    Done,
+}
+
+/// A caller taking part in a flight. If dropped before the flight answered it (the caller
+/// was cancelled), it leaves the flight, handing over what it was driving.
+struct Participant<'a, K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    cache: &'a Arc<Inner<K, V, E>>,
+    key: K,
+    flight: Arc<Flight<V, E>>,
+    /// The flight as a node of the wait-for graph.
+    node: NodeRef,
+    /// The flight whose computation made this call; it has an edge to `node` while this
+    /// participant takes part.
+    parent: Option<NodeRef>,
+    role: Role<V, E>,
+    /// When this caller stops waiting for someone else's computation (see `wait_timeout`).
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl<'a, K, V, E> Participant<'a, K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    fn new(
+        cache: &'a Arc<Inner<K, V, E>>,
+        key: K,
+        flight: Arc<Flight<V, E>>,
+        parent: Option<NodeRef>,
+    ) -> Self {
+        Self {
+            cache,
+            key,
+            node: Arc::clone(&flight) as NodeRef,
+            flight,
+            parent,
+            role: Role::Waiting,
+            deadline: None,
+        }
+    }
+
+    /// Waits for the flight, until `wait_timeout` has passed since this caller began to
+    /// wait (the first time it waits).
+    async fn wait(&mut self) -> Turn<V, E> {
+        if self.deadline.is_none() {
+            // Timers need a runtime: outside one (a blocking caller), a caller waits as
+            // long as it takes.
+            self.deadline = self
+                .cache
+                .wait_timeout
+                .filter(|_| Handle::try_current().is_ok())
+                .map(|timeout| tokio::time::Instant::now() + timeout);
+        }
+        self.flight.wait(self.deadline).await
+    }
+
+    /// Starts this caller's own computation and drives it. `None`: it went into a task, and
+    /// the caller now waits like the others.
+    async fn run<F, Fut, S>(
+        &mut self,
+        computation: Computation<F, S>,
+    ) -> Option<Result<V, CacheError<E>>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        S: FnOnce() -> SharedComputation<V, E>,
+    {
+        // Building the computation runs user code: it counts as computing for the flight.
+        let node = &self.node;
+        match computation {
+            Computation::Local(compute) => {
+                match reentry::within(node, || catch_unwind(AssertUnwindSafe(compute))) {
+                    Ok(future) => Some(self.drive_local(future).await),
+                    Err(payload) => Some(self.end(Err(panic_message(payload.as_ref())))),
+                }
+            }
+            Computation::Shared(compute) => {
+                match reentry::within(node, || catch_unwind(AssertUnwindSafe(compute))) {
+                    Ok(future) => self.drive_shared(future).await,
+                    Err(payload) => Some(self.end(Err(panic_message(payload.as_ref())))),
+                }
+            }
+        }
+    }
+
+    async fn drive_local<Fut>(&mut self, future: Fut) -> Result<V, CacheError<E>>
+    where
+        Fut: Future<Output = Result<V, E>>,
+    {
+        self.role = Role::DrivingLocal;
+        let computing = Computing {
+            flight: Arc::downgrade(&self.node),
+            future: std::pin::pin!(future),
+        };
+        let result = computing.await;
+        self.end(result)
+    }
+
+    /// Polls the flight's shared computation. On a runtime, a computation still pending
+    /// after its first poll moves into a task and this returns `None`; elsewhere this
+    /// caller polls it to the end.
+    async fn drive_shared(
+        &mut self,
+        future: SharedComputation<V, E>,
+    ) -> Option<Result<V, CacheError<E>>> {
+        self.role = Role::DrivingShared(Some(future));
+        let runtime = Handle::try_current().ok();
+        // NOTE: the future stays in `self.role` while it is polled, so that if this caller
+        // is dropped at the `.await`, `Drop` finds it there and hands it to a waiter.
+        let result = std::future::poll_fn(|cx| {
+            let Role::DrivingShared(slot) = &mut self.role else {
+                return Poll::Ready(Some(Err("shared computation missing".to_owned())));
+            };
+            let Some(future) = slot.as_mut() else {
+                return Poll::Ready(Some(Err("shared computation missing".to_owned())));
+            };
+            let mut computing = Computing {
+                flight: Arc::downgrade(&self.node),
+                future: future.as_mut(),
+            };
+            match std::pin::Pin::new(&mut computing).poll(cx) {
+                Poll::Ready(result) => Poll::Ready(Some(result)),
+                Poll::Pending => match (&runtime, slot.take()) {
+                    (Some(runtime), Some(future)) => {
+                        self.cache
+                            .spawn(runtime, self.key.clone(), &self.flight, future);
+                        self.role = Role::Waiting;
+                        Poll::Ready(None)
+                    }
+                    (_, future) => {
+                        *slot = future;
+                        Poll::Pending
+                    }
+                },
+            }
+        })
+        .await;
+        result.map(|result| self.end(result))
+    }
+
+    /// The computation ended: finish the flight and take this caller's answer.
+    fn end(&mut self, result: Result<Result<V, E>, String>) -> Result<V, CacheError<E>> {
+        // Drop the future first (outside any lock): it is done, and may hold resources.
+        self.role = Role::Done;
+        self.cache.complete(&self.key, &self.flight, result);
+        // Waiters were woken before this caller's copy is made: if the user's `Clone`
+        // panics now, it unwinds into this caller alone, and nobody is left waiting.
+        self.flight.answer()
+    }
+
+    /// Took over a flight with no computation of its own to run: leaves it (a waiter that
+    /// has one takes over next) and answers the loss.
+    fn give_up(&mut self) -> Result<V, CacheError<E>> {
+        self.role = Role::Done;
+        self.cache
+            .leave(&self.key, &self.flight, Leaving::Driver(None));
+        Err(CacheError::Panicked {
+            message: "computation cancelled: its task was dropped before it finished".to_owned(),
+        })
+    }
+
+    /// The wait timed out behind a driving caller that made no progress: replaces that
+    /// flight with one this caller leads, or joins whatever replaced it already. The stuck
+    /// flight is detached, so whatever it computes is not stored.
+    fn supersede(&mut self) -> Next<V, E> {
+        let cache = self.cache;
+        let stuck = Arc::clone(&self.flight);
+        // The edge to the stuck flight goes; `join_or_lead` records the one to the next.
+        if let Some(parent) = &self.parent {
+            parent.edges().remove(&self.node);
+        }
+        let now = cache.store.clock.now();
+        let step = cache.join_or_lead(&self.key, now, self.parent.as_ref(), Some(&stuck));
+        cache.leave(&self.key, &stuck, Leaving::Waiter);
+        cache.tracer.superseded(&self.key);
+        self.deadline = None;
+        let (flight, next) = match step {
+            Step::Answer(answer) => {
+                self.role = Role::Done;
+                self.parent = None; // its edge is gone already
+                return Next::Answer(answer);
+            }
+            Step::Lead(flight) => (flight, Next::Lead),
+            Step::Join(flight) => (flight, Next::Join),
+        };
+        self.node = Arc::clone(&flight) as NodeRef;
+        self.flight = flight;
+        next
+    }
+}
+
+/// What a caller does after superseding a stuck flight.
+enum Next<V, E> {
+    Answer(Result<V, CacheError<E>>),
+    /// Run its own computation for the new flight.
+    Lead,
+    /// Wait for the flight that another caller started meanwhile.
+    Join,
+}
+
+impl<K, V, E> Drop for Participant<'_, K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        if let Some(parent) = &self.parent {
+            parent.edges().remove(&self.node);
+        }
+        let leaving = match std::mem::replace(&mut self.role, Role::Done) {
+            Role::Done => return,
+            Role::Waiting => Leaving::Waiter,
+            Role::DrivingLocal => Leaving::Driver(None),
+            Role::DrivingShared(future) => Leaving::Driver(future),
+        };
+        self.cache.leave(&self.key, &self.flight, leaving);
+    }
+}
