@@ -17,7 +17,9 @@ use std::time::Duration;
 /// records N misses, of which N - 1 are `coalesced`, and one load.
 ///
 /// Figures are read one by one without stopping the cache, so a snapshot taken while calls
-/// are running may be a few counts apart between fields; one taken at rest is exact.
+/// are running may be a few counts apart between fields; one taken at rest is exact. A
+/// snapshot is always consistent with itself all the same: `coalesced <= misses` and
+/// `error_entries <= total_entries`, and every ratio is within `0.0..=1.0`.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -68,7 +70,9 @@ impl CacheStats {
     /// Calls counted: `hits + misses + cached_error_hits`.
     #[must_use]
     pub fn requests(&self) -> u64 {
-        self.hits + self.misses + self.cached_error_hits
+        self.hits
+            .saturating_add(self.misses)
+            .saturating_add(self.cached_error_hits)
     }
 
     /// The share of requests answered with a stored value, in `0.0..=1.0`; `0.0` before any
@@ -85,13 +89,17 @@ impl CacheStats {
     /// requests (see [`hit_rate`](Self::hit_rate) for that).
     #[must_use]
     pub fn success_ratio(&self) -> f64 {
-        ratio(self.total_entries - self.error_entries, self.total_entries)
+        // Saturating: the fields are public, and a hand-made snapshot may disagree.
+        ratio(
+            self.total_entries.saturating_sub(self.error_entries),
+            self.total_entries,
+        )
     }
 
     /// Finished computations: `load_successes + load_failures`.
     #[must_use]
     pub fn loads(&self) -> u64 {
-        self.load_successes + self.load_failures
+        self.load_successes.saturating_add(self.load_failures)
     }
 
     /// Mean duration of a finished computation; zero before the first one.
@@ -112,7 +120,7 @@ fn ratio(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {
-        part as f64 / whole as f64
+        (part as f64 / whole as f64).min(1.0)
     }
 }
 
@@ -265,10 +273,18 @@ impl StatsCore {
         let sum = |field: fn(&Stripe) -> &AtomicU64| {
             self.stripes.iter().map(|s| field(s).load(Relaxed)).sum()
         };
+        // INVARIANT (a snapshot agrees with itself): each part is clamped to its whole. The
+        // two halves of one update (a coalesced miss, an error entry coming or going) are
+        // separate atomic writes, so a reader racing them may see the part ahead of the whole
+        // by the calls in between; such a snapshot reads as if those calls came just after.
+        let coalesced: u64 = sum(|s| &s.coalesced);
+        let misses: u64 = sum(|s| &s.misses);
+        let error_entries = self.error_entries.load(Relaxed);
+        let total_entries = self.entries.load(Relaxed);
         CacheStats {
             hits: sum(|s| &s.hits),
-            misses: sum(|s| &s.misses),
-            coalesced: sum(|s| &s.coalesced),
+            misses,
+            coalesced: coalesced.min(misses),
             cached_error_hits: sum(|s| &s.cached_error_hits),
             load_successes: self.load_successes.load(Relaxed),
             load_failures: self.load_failures.load(Relaxed),
@@ -276,8 +292,8 @@ impl StatsCore {
             expirations: self.expirations.load(Relaxed),
             primes: self.primes.load(Relaxed),
             total_load_time: Duration::from_nanos(self.load_nanos.load(Relaxed)),
-            total_entries: self.entries.load(Relaxed),
-            error_entries: self.error_entries.load(Relaxed),
+            total_entries,
+            error_entries: error_entries.min(total_entries),
             in_flight: self.in_flight.load(Relaxed),
         }
     }
@@ -325,6 +341,38 @@ mod tests {
         );
         core.reset();
         assert_eq!(core.snapshot().requests(), 0);
+    }
+
+    #[test]
+    fn ratios_of_a_disagreeing_snapshot_stay_within_bounds() {
+        // Fields read at different instants (or set by hand) may disagree: no overflow, no
+        // ratio above 1.
+        let stats = CacheStats {
+            total_entries: 2,
+            error_entries: 3,
+            hits: u64::MAX,
+            misses: 5,
+            ..CacheStats::default()
+        };
+        assert!(stats.success_ratio().abs() < f64::EPSILON);
+        assert_eq!(stats.requests(), u64::MAX);
+        assert!(stats.hit_rate() <= 1.0);
+    }
+
+    #[test]
+    fn a_snapshot_never_shows_a_part_above_its_whole() {
+        // The state a reader can see between two halves of an update: an error entry
+        // counted in `error_entries` but no longer in `entries`, a coalesced miss counted
+        // as coalesced but not yet as a miss.
+        let core = StatsCore::new();
+        core.error_entries.store(3, Relaxed);
+        core.entries.store(2, Relaxed);
+        core.stripe().coalesced.store(4, Relaxed);
+        core.stripe().misses.store(1, Relaxed);
+        let stats = core.snapshot();
+        assert_eq!((stats.error_entries, stats.total_entries), (2, 2));
+        assert_eq!((stats.coalesced, stats.misses), (1, 1));
+        assert!((0.0..=1.0).contains(&stats.success_ratio()));
     }
 
     #[test]
