@@ -18,6 +18,9 @@ type Types<K, V, E> = PhantomData<fn() -> (K, V, E)>;
 /// The default retry interval of a cached error: 5 minutes.
 pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
+/// The default of [`AsyncSmartCacheBuilder::abandon_after`]: 30 seconds.
+pub const DEFAULT_ABANDON_AFTER: Duration = Duration::from_secs(30);
+
 /// Settings for an [`AsyncSmartCache`], from [`AsyncSmartCache::builder`].
 ///
 /// ```
@@ -37,6 +40,7 @@ pub struct AsyncSmartCacheBuilder<K, V, E> {
     limits: Limits,
     name: Option<String>,
     wait_timeout: Option<Duration>,
+    abandon_after: Option<Duration>,
     /// Formats keys for `tracing` events, once `trace_keys` asked for it.
     #[cfg(feature = "tracing")]
     trace_key: Option<fn(&K) -> String>,
@@ -58,6 +62,7 @@ where
             },
             name: None,
             wait_timeout: None,
+            abandon_after: Some(DEFAULT_ABANDON_AFTER),
             #[cfg(feature = "tracing")]
             trace_key: None,
             types: PhantomData,
@@ -120,6 +125,32 @@ where
         self
     }
 
+    /// How long a shared-form computation that every caller has left keeps running, in case
+    /// a caller comes back for it. Default [`DEFAULT_ABANDON_AFTER`] (30 seconds).
+    ///
+    /// A [`get_or_compute_shared`](AsyncSmartCache::get_or_compute_shared) computation on a
+    /// tokio runtime runs in a task of its own, so its callers may all be dropped while it
+    /// runs. It then goes on, and if it ends within this time its result is stored as usual:
+    /// the work is paid for, and the next call hits. A caller that arrives meanwhile joins
+    /// it. If no caller has waited for it for this long, it is dropped, nothing is stored,
+    /// and the next call starts afresh: a computation that never ends cannot hold its key,
+    /// or keep alive the cache (or anything else) it captured, for ever. [`Duration::ZERO`]
+    /// drops it as soon as its last caller leaves; [`Duration::MAX`] never does.
+    ///
+    /// ```
+    /// use smartcache::AsyncSmartCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache: AsyncSmartCache<u64, String> = AsyncSmartCache::builder()
+    ///     .abandon_after(Duration::from_secs(5))
+    ///     .build();
+    /// # drop(cache);
+    /// ```
+    pub fn abandon_after(mut self, grace: Duration) -> Self {
+        self.abandon_after = (grace != Duration::MAX).then_some(grace);
+        self
+    }
+
     /// The name under which the cache is listed in the [registry](crate::registry). An
     /// unnamed cache is not registered.
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -155,6 +186,7 @@ where
             name,
             tracer,
             self.wait_timeout,
+            self.abandon_after,
         )
     }
 }
@@ -166,6 +198,7 @@ impl<K, V, E> fmt::Debug for AsyncSmartCacheBuilder<K, V, E> {
             .field("time_to_live", &self.limits.ttl)
             .field("max_capacity", &self.limits.capacity)
             .field("wait_timeout", &self.wait_timeout)
+            .field("abandon_after", &self.abandon_after)
             .field("name", &self.name)
             .finish_non_exhaustive()
     }

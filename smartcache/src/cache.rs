@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::time::Duration;
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
@@ -98,7 +99,8 @@ where
         store: Store<K, V, E>,
         name: Option<Arc<str>>,
         tracer: Tracer<K>,
-        wait_timeout: Option<std::time::Duration>,
+        wait_timeout: Option<Duration>,
+        abandon_after: Option<Duration>,
     ) -> Self {
         let inner = Inner {
             store,
@@ -106,6 +108,7 @@ where
             name,
             tracer,
             wait_timeout,
+            abandon_after,
         };
         Self {
             inner: Arc::new(inner),
@@ -301,6 +304,7 @@ where
         // Order matters: detach the flight first, so that it cannot store after the value
         // is removed (a flight stores only while it is in the map, under its shard lock).
         let detached = self.inner.flights.remove(key).is_some();
+        crate::sched::point();
         let removed = self.inner.store.remove(key);
         detached || removed
     }
@@ -311,6 +315,7 @@ where
         // Flights first, as in `invalidate`: a flight that stored before it was detached has
         // its value removed by the store clear that follows.
         self.inner.flights.clear();
+        crate::sched::point();
         self.inner.store.clear();
     }
 

@@ -25,6 +25,7 @@
 use std::future::Future;
 use std::hash::Hash;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 use std::task::Poll;
@@ -32,11 +33,11 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
-use tokio::runtime::Handle;
 
 use crate::CacheError;
 use crate::flight::{Computing, Flight, Leaving, Outcome, SharedComputation, Turn, panic_message};
 use crate::reentry::{self, NodeRef};
+use crate::sched::{self, Spawner};
 use crate::stats::Request;
 use crate::store::{Hasher, Lookup, Store};
 use crate::trace::{Ended, Tracer};
@@ -53,6 +54,9 @@ pub(crate) struct Inner<K, V, E> {
     pub(crate) tracer: Tracer<K>,
     /// How long a caller waits for another's computation before running its own.
     pub(crate) wait_timeout: Option<Duration>,
+    /// How long a task-driven computation that every caller has left runs on (`None`:
+    /// until it ends).
+    pub(crate) abandon_after: Option<Duration>,
 }
 
 /// How a caller's computation starts, when it has to: a future that lives in the caller
@@ -92,6 +96,7 @@ where
         self.store.sweep_if_due(now);
         // The flight whose computation makes this call, if any: it now waits for this one.
         let parent = reentry::current();
+        sched::point();
         let (flight, leading) = match self.join_or_lead(&key, now, parent.as_ref(), None) {
             Step::Answer(answer) => return answer,
             Step::Lead(flight) => (flight, true),
@@ -99,6 +104,7 @@ where
         };
         let mut participant = Participant::new(self, key, flight, parent);
         let mut computation = Some(computation);
+        sched::point();
         let mut turn = if leading {
             Turn::TakeOver(None)
         } else {
@@ -224,9 +230,11 @@ where
         // panicking `Hash` or `Eq` can unwind out of here, and with such a key every call
         // panics in the map lookup anyway.
         let now = self.store.clock.now();
+        sched::point();
         let stored = catch_unwind(AssertUnwindSafe(|| {
             self.store_outcome(key, flight, record, now);
         }));
+        sched::point();
         let outcome = match stored {
             Ok(()) => outcome,
             Err(payload) => Outcome::Panicked(panic_message(payload.as_ref())),
@@ -273,6 +281,7 @@ where
     /// A participant leaves its flight unfinished (it was dropped, or gave up waiting).
     fn leave(&self, key: &K, flight: &Arc<Flight<V, E>>, leaving: Leaving<V, E>) {
         let driver = matches!(leaving, Leaving::Driver(_));
+        sched::point();
         let mut leaving = Some(leaving);
         let mut left = (false, None);
         // Under the shard lock while the flight is still in the map, so that no caller can
@@ -303,6 +312,7 @@ where
     /// A flight's task was dropped before its computation finished (its runtime shut down,
     /// or the task was aborted): a waiter takes over, or, with nobody left, it is abandoned.
     fn task_dropped(&self, key: &K, flight: &Arc<Flight<V, E>>) {
+        sched::point();
         let mut abandoned = None;
         self.flights.remove_if(key, |_, current| {
             if !Arc::ptr_eq(current, flight) {
@@ -319,11 +329,44 @@ where
         }
     }
 
+    /// Abandons a task-driven flight that no caller has waited for since `since` (one
+    /// `abandon_after` ago): it leaves the map (the next call starts afresh), and its
+    /// computation is dropped. `false` if a caller came back meanwhile.
+    fn abandon_unwatched(
+        &self,
+        key: &K,
+        flight: &Arc<Flight<V, E>>,
+        since: tokio::time::Instant,
+    ) -> bool {
+        let mut abandoned = None;
+        // Under the shard lock, so that no caller joins while it is being abandoned.
+        self.flights.remove_if(key, |_, current| {
+            if !Arc::ptr_eq(current, flight) {
+                return false;
+            }
+            let gone = flight.abandon_unwatched(since);
+            abandoned = Some(gone);
+            gone
+        });
+        let abandoned = abandoned.unwrap_or_else(|| flight.abandon_unwatched(since));
+        if abandoned {
+            self.store.stats.in_flight.fetch_sub(1, Relaxed);
+            self.tracer.left(key, true);
+        }
+        abandoned
+    }
+
+    /// A task-driven flight was dropped before its task completed it: nobody waited for it
+    /// and it was out of the map, so its result was not wanted. It no longer runs.
+    fn flight_dropped(&self) {
+        self.store.stats.in_flight.fetch_sub(1, Relaxed);
+    }
+
     /// Moves a pending shared computation into a task on `runtime`, which drives it to the
     /// end and stores the outcome.
     fn spawn(
         self: &Arc<Self>,
-        runtime: &Handle,
+        runtime: &Spawner,
         key: K,
         flight: &Arc<Flight<V, E>>,
         computation: SharedComputation<V, E>,
@@ -345,12 +388,67 @@ where
             flight: Arc::downgrade(&(Arc::clone(flight) as NodeRef)),
             future: computation,
         };
+        let mut grace = self.abandon_after;
         let task = runtime.spawn(async move {
-            let result = computing.await;
-            guard.complete(result);
+            let mut computing = std::pin::pin!(computing);
+            let mut timer = None;
+            let result = std::future::poll_fn(|cx| {
+                if let Poll::Ready(result) = computing.as_mut().poll(cx) {
+                    return Poll::Ready(Some(result));
+                }
+                let Some(after) = grace else {
+                    return Poll::Pending;
+                };
+                let Some(since) = guard.unwatched(cx.waker()) else {
+                    timer = None;
+                    return Poll::Pending;
+                };
+                let deadline = since + after;
+                match poll_timer(&mut timer, deadline, cx) {
+                    // Abandoned only if nobody came back since `since` (then it would have
+                    // a later one, and the timer starts over at the next poll).
+                    Some(Poll::Ready(())) if guard.abandon(since) => Poll::Ready(None),
+                    Some(Poll::Ready(())) => {
+                        cx.waker().wake_by_ref(); // look again at the new `since`
+                        timer = None;
+                        Poll::Pending
+                    }
+                    Some(Poll::Pending) => Poll::Pending,
+                    // No timer on this runtime: run on until the end.
+                    None => {
+                        grace = None;
+                        Poll::Pending
+                    }
+                }
+            })
+            .await;
+            match result {
+                Some(result) => guard.complete(result),
+                // Abandoned: the computation is dropped as the task ends, outside every lock.
+                None => guard.disarm(),
+            }
         });
-        flight.set_task(task.abort_handle());
+        if let Some(task) = task {
+            flight.set_task(task);
+        }
     }
+}
+
+/// Polls the abandon timer for `deadline`, (re)started as needed. `None` if this runtime
+/// has no timer (built without `enable_time`), where tokio refuses to make one.
+fn poll_timer(
+    timer: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    deadline: tokio::time::Instant,
+    cx: &mut std::task::Context<'_>,
+) -> Option<Poll<()>> {
+    catch_unwind(AssertUnwindSafe(|| {
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        timer.as_mut().poll(cx)
+    }))
+    .ok()
 }
 
 /// Drops a flight left in the map after it was over (only a flight that is over, or one
@@ -381,11 +479,38 @@ where
     V: Clone + Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
+    /// The flight's end is accounted for: dropping the guard does nothing more.
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+
+    /// Since when no caller waits for the flight, if none does (then the abandon timer
+    /// runs).
+    fn unwatched(&self, task: &std::task::Waker) -> Option<tokio::time::Instant> {
+        self.flight
+            .upgrade()
+            .and_then(|flight| flight.unwatched(task))
+    }
+
+    /// Abandons the flight if no caller came back since `since`.
+    fn abandon(&self, since: tokio::time::Instant) -> bool {
+        match (self.cache.upgrade(), self.flight.upgrade()) {
+            (Some(cache), Some(flight)) => cache.abandon_unwatched(&self.key, &flight, since),
+            (Some(cache), None) => {
+                cache.flight_dropped();
+                true
+            }
+            (None, _) => true,
+        }
+    }
+
     fn complete(&mut self, result: Result<Result<V, E>, String>) {
         self.armed = false;
-        // Either gone: nobody holds the flight any more, so nobody waits for the result.
-        if let (Some(cache), Some(flight)) = (self.cache.upgrade(), self.flight.upgrade()) {
-            cache.complete(&self.key, &flight, result);
+        match (self.cache.upgrade(), self.flight.upgrade()) {
+            (Some(cache), Some(flight)) => cache.complete(&self.key, &flight, result),
+            (Some(cache), None) => cache.flight_dropped(),
+            // The cache is gone, and with it every caller (they borrow it): nothing to do.
+            (None, _) => {}
         }
     }
 }
@@ -400,8 +525,11 @@ where
         if !self.armed {
             return;
         }
-        if let (Some(cache), Some(flight)) = (self.cache.upgrade(), self.flight.upgrade()) {
-            cache.task_dropped(&self.key, &flight);
+        match (self.cache.upgrade(), self.flight.upgrade()) {
+            (Some(cache), Some(flight)) => cache.task_dropped(&self.key, &flight),
+            // Aborted by the flight's `Drop`: nobody held the flight any more.
+            (Some(cache), None) => cache.flight_dropped(),
+            (None, _) => {}
         }
     }
 }
@@ -470,7 +598,7 @@ where
             self.deadline = self
                 .cache
                 .wait_timeout
-                .filter(|_| Handle::try_current().is_ok())
+                .filter(|_| tokio::runtime::Handle::try_current().is_ok())
                 .map(|timeout| tokio::time::Instant::now() + timeout);
         }
         self.flight.wait(self.deadline).await
@@ -526,7 +654,7 @@ where
         future: SharedComputation<V, E>,
     ) -> Option<Result<V, CacheError<E>>> {
         self.role = Role::DrivingShared(Some(future));
-        let runtime = Handle::try_current().ok();
+        let runtime = Spawner::current();
         // NOTE: the future stays in `self.role` while it is polled, so that if this caller
         // is dropped at the `.await`, `Drop` finds it there and hands it to a waiter.
         let result = std::future::poll_fn(|cx| {
@@ -540,7 +668,7 @@ where
                 flight: Arc::downgrade(&self.node),
                 future: future.as_mut(),
             };
-            match std::pin::Pin::new(&mut computing).poll(cx) {
+            match Pin::new(&mut computing).poll(cx) {
                 Poll::Ready(result) => Poll::Ready(Some(result)),
                 Poll::Pending => match (&runtime, slot.take()) {
                     (Some(runtime), Some(future)) => {

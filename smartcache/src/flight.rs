@@ -30,7 +30,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -75,6 +75,8 @@ pub(crate) struct Flight<V, E> {
     edges: Edges,
     /// The task driving the flight, if it has one: aborted when the flight is dropped.
     task: OnceLock<tokio::task::AbortHandle>,
+    /// Wakes the flight's task when its last caller leaves (see `engine::spawn`).
+    task_waker: Mutex<Option<Waker>>,
 }
 
 impl<V, E> std::fmt::Debug for Flight<V, E> {
@@ -90,6 +92,8 @@ struct State<V, E> {
     /// caller included. A task is not a participant.
     callers: usize,
     driver: Driver<V, E>,
+    /// When the last caller of a task-driven flight left (`None` while any waits).
+    unwatched_since: Option<Instant>,
 }
 
 enum Driver<V, E> {
@@ -140,12 +144,14 @@ impl<V, E> Flight<V, E> {
             state: Mutex::new(State {
                 callers: 1,
                 driver: Driver::Caller,
+                unwatched_since: None,
             }),
             outcome: OnceLock::new(),
             notify: Notify::new(),
             started,
             edges: Edges::default(),
             task: OnceLock::new(),
+            task_waker: Mutex::new(None),
         }
     }
 
@@ -161,6 +167,7 @@ impl<V, E> Flight<V, E> {
         let running = !matches!(state.driver, Driver::Finished | Driver::Abandoned);
         if running {
             state.callers += 1;
+            state.unwatched_since = None;
         }
         running
     }
@@ -205,9 +212,21 @@ impl<V, E> Flight<V, E> {
         state.callers -= 1;
         match (&state.driver, leaving) {
             // A task needs no caller: it runs on, and stores its result for the next ones.
-            (Driver::Finished | Driver::Abandoned | Driver::Task, leaving) => {
+            // Left without any, it is told, so that it can start counting `abandon_after`.
+            (Driver::Task, leaving) => {
+                let unwatched = state.callers == 0;
+                if unwatched {
+                    state.unwatched_since = Some(Instant::now());
+                }
+                drop(state);
+                if unwatched {
+                    if let Some(task) = lock(&self.task_waker).take() {
+                        task.wake();
+                    }
+                }
                 (false, leaving.into_shared())
             }
+            (Driver::Finished | Driver::Abandoned, leaving) => (false, leaving.into_shared()),
             (_, leaving) if state.callers == 0 => {
                 let orphan = match std::mem::replace(&mut state.driver, Driver::Abandoned) {
                     Driver::Orphaned(orphan) => orphan,
@@ -223,6 +242,37 @@ impl<V, E> Flight<V, E> {
             }
             (_, Leaving::Waiter) => (false, None),
         }
+    }
+
+    /// Since when the flight's task drives it with no caller waiting, if it does. Remembers
+    /// `task` to wake when that begins.
+    pub(crate) fn unwatched(&self, task: &Waker) -> Option<Instant> {
+        let state = lock(&self.state);
+        let unwatched = (matches!(state.driver, Driver::Task) && state.callers == 0)
+            .then_some(state.unwatched_since)
+            .flatten();
+        if unwatched.is_none() {
+            // Registered under the state lock: a `leave` that empties the flight after this
+            // look finds the waker.
+            let mut waker = lock(&self.task_waker);
+            if !waker.as_ref().is_some_and(|w| w.will_wake(task)) {
+                *waker = Some(task.clone());
+            }
+        }
+        unwatched
+    }
+
+    /// Abandons a task-driven flight that no caller has waited for since `since` (as
+    /// [`unwatched`](Self::unwatched) told); `false` if one came back meanwhile.
+    pub(crate) fn abandon_unwatched(&self, since: Instant) -> bool {
+        let mut state = lock(&self.state);
+        let unwatched = matches!(state.driver, Driver::Task)
+            && state.callers == 0
+            && state.unwatched_since.is_some_and(|last| last <= since);
+        if unwatched {
+            state.driver = Driver::Abandoned;
+        }
+        unwatched
     }
 
     /// The flight's task was dropped before the computation finished. Returns whether the
@@ -256,6 +306,7 @@ impl<V: Clone, E> Flight<V, E> {
             let mut notified = notified;
             // Register before looking, so a wake-up between the look and the wait is kept.
             notified.as_mut().enable();
+            crate::sched::point();
             if let Some(turn) = self.look() {
                 return turn;
             }

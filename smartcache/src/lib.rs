@@ -67,13 +67,16 @@ mod flight;
 pub mod metrics;
 mod reentry;
 pub mod registry;
+mod sched;
 #[cfg(feature = "serde")]
 mod serde_impl;
+#[cfg(all(test, shuttle))]
+mod shuttle_tests;
 mod stats;
 mod store;
 mod trace;
 
-pub use builder::{AsyncSmartCacheBuilder, DEFAULT_RETRY_INTERVAL};
+pub use builder::{AsyncSmartCacheBuilder, DEFAULT_ABANDON_AFTER, DEFAULT_RETRY_INTERVAL};
 pub use cache::AsyncSmartCache;
 pub use error::CacheError;
 pub use stats::CacheStats;

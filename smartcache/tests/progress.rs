@@ -269,6 +269,7 @@ async fn an_invalidated_flight_that_nobody_waits_for_is_stopped() {
     // Detached with nobody waiting: nothing would receive or store its result.
     assert!(cache.invalidate(&1));
     until("the task was stopped", || dropped.load(SeqCst)).await;
+    until("the gauge came back", || cache.stats().in_flight == 0).await;
     let again = cache
         .get_or_compute_shared(1, || async { Ok("fresh".to_owned()) })
         .await;
@@ -459,4 +460,51 @@ async fn stats_snapshots_agree_with_themselves_under_load() {
     for worker in workers {
         worker.await.unwrap();
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unwatched_computation_is_dropped_after_abandon_after_unless_a_caller_returns() {
+    let cache = Arc::new(
+        Cache::builder()
+            .abandon_after(Duration::from_secs(10))
+            .build(),
+    );
+    let (gate, calls) = (Gate::new(), Counter::new());
+    let dropped = Arc::new(AtomicBool::new(false));
+    let watched = |dropped: &Arc<AtomicBool>| {
+        let (gate, calls, dropped) = (gate.clone(), calls.clone(), Arc::clone(dropped));
+        move || -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> {
+            Box::pin(async move {
+                let _guard = SetOnDrop(dropped);
+                let n = calls.bump();
+                gate.pass().await;
+                Ok(format!("computation {n}"))
+            })
+        }
+    };
+    // Left alone for 9 s, then a caller comes back: it joins the same computation.
+    let first = spawn_caller(&cache, watched(&dropped), true);
+    until("it computes", || calls.get() == 1).await;
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let back = spawn_caller(&cache, watched(&dropped), true);
+    until("the caller came back", || cache.stats().coalesced == 1).await;
+    back.abort();
+    assert!(back.await.unwrap_err().is_cancelled());
+    // The count starts again when the last caller leaves: 9 s more is not enough...
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert!(!dropped.load(SeqCst));
+    assert_eq!(cache.stats().in_flight, 1);
+    // ...10 s is: the computation is dropped, nothing is stored, the key starts afresh.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    until("the computation was dropped", || dropped.load(SeqCst)).await;
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.in_flight, stats.total_entries, stats.loads()),
+        (0, 0, 0)
+    );
+    gate.open();
+    let again = spawn_caller(&cache, watched(&Arc::new(AtomicBool::new(false))), true);
+    assert_eq!(again.await.unwrap().unwrap(), "computation 2");
 }

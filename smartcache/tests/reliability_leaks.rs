@@ -170,7 +170,9 @@ fn drop_a_shared_cache_while_computations_run() {
     let gate = Arc::new(Notify::new());
     returns_to_baseline("shared cache dropped with computations running", || {
         runtime.block_on(async {
-            let cache = Arc::new(Cache::new());
+            // Dropped as soon as their last caller leaves: a computation left running would
+            // hold the cache (it captured it) until it ends.
+            let cache = Arc::new(Cache::builder().abandon_after(Duration::ZERO).build());
             let callers: Vec<_> = (0..12_u64)
                 .map(|n| {
                     let (cache, gate) = (Arc::clone(&cache), Arc::clone(&gate));
@@ -196,6 +198,13 @@ fn drop_a_shared_cache_while_computations_run() {
             for caller in callers {
                 let error = caller.await.expect_err("aborted");
                 assert!(error.is_cancelled(), "no panic: {error}");
+            }
+            // The tasks notice, and drop their computations.
+            for _ in 0..10_000 {
+                if cache.stats().in_flight == 0 {
+                    break;
+                }
+                tokio::task::yield_now().await;
             }
             assert_eq!(cache.stats().in_flight, 0, "every flight was abandoned");
             assert_eq!(

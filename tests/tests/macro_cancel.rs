@@ -5,6 +5,7 @@
 //! events is forced: the first caller is computing, a second has joined, the first is
 //! aborted, then the gate opens.
 
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -54,7 +55,7 @@ async fn an_owned_body_survives_its_cancelled_first_caller() {
 }
 
 #[tokio::test]
-async fn when_every_caller_is_gone_the_next_call_starts_afresh() {
+async fn when_every_caller_is_gone_the_computation_runs_on_and_the_next_call_gets_it() {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     static GATE: Semaphore = Semaphore::const_new(0);
 
@@ -71,12 +72,43 @@ async fn when_every_caller_is_gone_the_next_call_starts_afresh() {
     assert!(only.await.is_err_and(|e| e.is_cancelled()));
     assert_eq!(
         slow_cache().stats().in_flight,
-        0,
-        "the computation was dropped"
+        1,
+        "the computation runs on in its task"
     );
+    let next = tokio::spawn(slow(3));
+    until(|| slow_cache().stats().coalesced == 1).await;
     GATE.add_permits(1);
-    assert_eq!(slow(3).await, 3);
-    assert_eq!(RUNS.load(SeqCst), 2);
+    assert_eq!(next.await.expect("no panic"), 3);
+    assert_eq!(RUNS.load(SeqCst), 1, "joined, not restarted");
+}
+
+#[tokio::test]
+async fn moka_240_a_first_caller_never_polled_again_stalls_nobody() {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    static GATE: Semaphore = Semaphore::const_new(0);
+
+    #[smart_cached]
+    async fn lookup(id: u64) -> u64 {
+        RUNS.fetch_add(1, SeqCst);
+        GATE.acquire().await.expect("open").forget();
+        id * 10
+    }
+
+    // Polled once, then parked for good: its task is stuck elsewhere.
+    let mut first = Box::pin(lookup(4));
+    let waker = std::task::Waker::noop();
+    let polled = first
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(waker));
+    assert!(polled.is_pending());
+    let others: Vec<_> = (0..3).map(|_| tokio::spawn(lookup(4))).collect();
+    until(|| lookup_cache().stats().coalesced == 3).await;
+    GATE.add_permits(1);
+    for other in others {
+        assert_eq!(other.await.expect("no panic"), 40);
+    }
+    assert_eq!(RUNS.load(SeqCst), 1);
+    assert_eq!(first.await, 40);
 }
 
 struct Repository {
