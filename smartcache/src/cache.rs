@@ -55,18 +55,24 @@ use crate::{CacheError, CacheStats};
 ///
 /// # Cancellation
 ///
-/// Dropping a caller never stalls or fails the others. How a flight continues when the
-/// caller that was polling it is dropped depends on the method that started it:
+/// Dropping a caller never stalls or fails the others. Who drives a computation depends on
+/// the method that started it:
 ///
-/// - [`get_or_compute_shared`](Self::get_or_compute_shared) moves the computation (a `Send +
-///   'static` future) into the flight: another caller goes on polling the same future, so
-///   the work is never restarted while anyone waits.
+/// - [`get_or_compute_shared`](Self::get_or_compute_shared) takes a `Send + 'static` future:
+///   on a tokio runtime, once its first poll finds it pending, it runs in a task of its own,
+///   so it makes progress whether or not any caller polls it, and it is never restarted
+///   while anyone waits. When every caller has gone, it runs on and stores its result,
+///   unless no caller came back within [`abandon_after`](AsyncSmartCacheBuilder::abandon_after).
+///   Outside any runtime its caller polls it, and a waiter continues the same future if that
+///   caller is dropped.
 /// - [`get_or_compute`](Self::get_or_compute) accepts futures that borrow from the caller,
 ///   which cannot outlive it: another waiting caller takes over by running its own
-///   computation.
+///   computation; when every caller has gone, the computation is dropped and nothing is
+///   stored. A waiter behind a driver that is never polled again can give up on it after
+///   [`wait_timeout`](AsyncSmartCacheBuilder::wait_timeout).
 ///
-/// When every caller of a flight has gone, the computation is dropped, nothing is stored
-/// and the next call starts afresh.
+/// A computation that would wait for its own key, directly or through other keys, is
+/// answered [`CacheError::Cycle`] instead of waiting for ever.
 ///
 /// # Invalidation
 ///
@@ -170,11 +176,17 @@ where
     /// Like [`get_or_compute`](Self::get_or_compute), but the computation belongs to the
     /// flight rather than to the caller that started it.
     ///
-    /// # Cancellation
+    /// # Progress and cancellation
     ///
-    /// If the caller polling the computation is dropped, a waiting caller goes on polling
-    /// the same future: the computation is never restarted while anyone waits. When every
-    /// caller has gone, it is dropped and nothing is stored.
+    /// On a tokio runtime, the computation is polled once by this call; if it is still
+    /// pending, it moves into a task spawned on the current runtime, which drives it to the
+    /// end and stores the result. Every caller then only waits, so a caller that is never
+    /// polled again holds nobody up, and the computation is never restarted while anyone
+    /// waits. When every caller has gone it runs on, and its result is stored for the next
+    /// call, unless no caller came back within
+    /// [`abandon_after`](AsyncSmartCacheBuilder::abandon_after). Outside any runtime the
+    /// caller polls it; if that caller is dropped, a waiting caller goes on polling the same
+    /// future.
     ///
     /// # Errors
     ///

@@ -26,8 +26,11 @@
 //! - **Error caching**: a failure is stored with its original error (shared as `Arc<E>`)
 //!   and answered as [`CacheError::Cached`] until the retry interval has passed since it
 //!   failed, on tokio's monotonic clock.
-//! - **Cancellation**: dropping a caller, the first one included, never stalls or fails the
-//!   others (see [`AsyncSmartCache#cancellation`]).
+//! - **Cancellation and progress**: dropping a caller, the first one included, never stalls
+//!   or fails the others; a shared computation runs in a task of its own, so a caller that
+//!   is never polled again holds nobody up (see [`AsyncSmartCache#cancellation`]).
+//! - **No deadlock on reentrancy**: a computation that would wait for its own key is
+//!   answered [`CacheError::Cycle`].
 //! - **Panics** are caught: every caller of the flight gets [`CacheError::Panicked`],
 //!   nothing is stored, the cache keeps working.
 //! - **No stale resurrection**: after `invalidate`, `clear` or `prime` returns, no flight
@@ -39,7 +42,7 @@
 //! | method | computation | cancelled driver |
 //! |---|---|---|
 //! | [`get_or_compute`](AsyncSmartCache::get_or_compute) | any future, may borrow | a waiter runs its own |
-//! | [`get_or_compute_shared`](AsyncSmartCache::get_or_compute_shared) | `Send + 'static` future | a waiter continues the same future |
+//! | [`get_or_compute_shared`](AsyncSmartCache::get_or_compute_shared) | `Send + 'static` future | nothing changes: a task drives it (outside a runtime, a waiter continues the same future) |
 //! | [`get_or_compute_sync`](AsyncSmartCache::get_or_compute_sync) | a plain function | a waiter runs its own |
 //! | [`get_or_compute_blocking`](AsyncSmartCache::get_or_compute_blocking) | a plain function, no async caller | (blocks the thread) |
 //! | [`get_or_init`](AsyncSmartCache::get_or_init) | a future that cannot fail | a waiter runs its own |
