@@ -42,7 +42,9 @@ pub struct CacheStats {
     pub hits: u64,
     /// Calls that found no usable value, including those that joined a computation in flight.
     pub misses: u64,
-    /// Misses that joined a computation already in flight instead of starting one.
+    /// Misses that joined a computation already in flight instead of starting one. (A waiter
+    /// that later gives up on a stuck computation after the builder's `wait_timeout` and
+    /// runs its own stays counted here.)
     pub coalesced: u64,
     /// Computations that returned a value.
     pub load_successes: u64,
