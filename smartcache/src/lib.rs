@@ -68,6 +68,8 @@ mod error;
 mod flight;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod reentry;
 pub mod registry;
 mod sched;
