@@ -59,9 +59,13 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub, missing_debug_implementations)]
 
+// First, on its own: rustdoc lists a type's impl blocks in the order it meets them, so the
+// core methods (`new`, `builder`, `get_or_compute`, ..) come before the blocking and
+// infallible forms of `blocking.rs`.
+mod cache;
+
 mod blocking;
 mod builder;
-mod cache;
 mod clock;
 mod error;
 mod flight;
