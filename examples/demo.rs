@@ -4,28 +4,34 @@
 //! cargo run -p smartcache-examples --example demo
 //! ```
 //!
-//! Self-contained (no network) and quick: the windows are real but short (a 300 ms retry
-//! interval, a 500 ms time to live), so it runs in about a second. It shows
+//! Self-contained (no network) and instant: it runs on tokio's paused clock, which moves only
+//! when every task is waiting, so the 300 ms retry interval and the 500 ms time to live below
+//! are exact and every figure printed adds up. (Caches read tokio's clock; that is also what
+//! makes tests of cached code deterministic.) It shows
 //!
 //! 1. a herd of concurrent callers coalescing into one computation;
 //! 2. a failure cached, counted down, then retried;
 //! 3. a value expiring after its time to live and being recomputed;
 //! 4. a bounded cache evicting;
 //! 5. the statistics of every registered cache.
+//!
+//! Each section ends with its own figures (the change in the cache's statistics during the
+//! section), and the table at the end sums them up.
 
-use std::fmt;
+use std::error::Error;
+use std::fmt::{self, Write as _};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use smartcache::{CacheError, registry, smart_cached};
+use smartcache::{CacheError, CacheStats, registry, smart_cached};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// How many callers make up the herd.
 const HERD: u64 = 100;
 
-/// A simulated price backend: slow, counts its calls, and fails once for `FLAKY`.
+/// A simulated price backend: takes 20 ms, counts its calls, and fails once for `FLAKY`.
 struct Backend {
     calls: AtomicU32,
     /// Calls wait here until the demo opens it (closes the semaphore), so that the whole
@@ -50,7 +56,11 @@ impl fmt::Display for BackendError {
     }
 }
 
+impl Error for BackendError {}
+
 impl Backend {
+    /// The price of `symbol`: 100 plus the number of this call, so that every computation
+    /// shows in the answer (the first call answers 101, the second 102, ...).
     async fn price(&self, symbol: &str) -> Result<u32, BackendError> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         // Err(closed) is the open gate: every caller, present and future, goes through.
@@ -59,7 +69,6 @@ impl Backend {
         if symbol == "FLAKY" && !self.flaky_recovered.swap(true, Ordering::SeqCst) {
             return Err(BackendError("connection reset by peer"));
         }
-        // A price that moves with every call, so a recomputation shows.
         Ok(100 + call)
     }
 
@@ -86,9 +95,10 @@ async fn currency_name(code: &str) -> String {
     .to_owned()
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main(flavor = "current_thread", start_paused = true)]
 async fn main() {
-    println!("smartcache demo: a flaky price backend behind #[smart_cached]\n");
+    println!("smartcache demo: a flaky price backend behind #[smart_cached]");
+    println!("(on tokio's paused clock: the windows below are exact, and it takes no time)\n");
     herd().await;
     error_caching().await;
     time_to_live().await;
@@ -96,8 +106,84 @@ async fn main() {
     stats_table();
 }
 
+/// What happened to a cache between two snapshots of its statistics.
+struct Section {
+    before: CacheStats,
+    calls_before: u32,
+}
+
+impl Section {
+    fn start(stats: CacheStats) -> Self {
+        Self {
+            before: stats,
+            calls_before: BACKEND.calls(),
+        }
+    }
+
+    /// The section's requests, split the way they were answered (the parts add up to the
+    /// total), and what else changed.
+    fn summary(&self, now: &CacheStats, backend: bool) -> String {
+        let b = &self.before;
+        let (hits, joined, errors) = (
+            now.hits - b.hits,
+            now.coalesced - b.coalesced,
+            now.cached_error_hits - b.cached_error_hits,
+        );
+        let (ok, failed) = (
+            now.load_successes - b.load_successes,
+            now.load_failures - b.load_failures,
+        );
+        let mut parts = Vec::new();
+        for (count, what) in [
+            (hits, "hit"),
+            (joined, "joined a computation"),
+            (errors, "cached error"),
+        ] {
+            if count > 0 {
+                parts.push(format!("{count} {what}{}", plural(count, what)));
+            }
+        }
+        let computed = match (ok, failed) {
+            (_, 0) => format!("{ok} computed"),
+            _ => format!("{} computed ({ok} ok, {failed} failed)", ok + failed),
+        };
+        parts.push(computed);
+        let mut line = format!(
+            "   this section: {} requests = {}",
+            now.requests() - b.requests(),
+            parts.join(" + ")
+        );
+        if backend {
+            let calls = BACKEND.calls() - self.calls_before;
+            let _ = write!(line, "; backend calls: {calls}"); // cannot fail on a String
+        }
+        line
+    }
+}
+
+/// The plural ending of `what` for `count`, for the words used above.
+fn plural(count: u64, what: &str) -> &'static str {
+    match (count, what) {
+        (1, _) | (_, "joined a computation") => "",
+        _ => "s",
+    }
+}
+
+/// An error as an error reporter prints it: each layer, then its source, joined by ": "
+/// (`CacheError`'s own text says what the cache did; the backend's error is its source).
+fn report(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}"); // cannot fail on a String
+        source = cause.source();
+    }
+    text
+}
+
 async fn herd() {
     println!("1. single-flight: {HERD} concurrent callers ask for ACME");
+    let section = Section::start(price_cache().stats());
     let callers: Vec<_> = (0..HERD)
         .map(|_| tokio::spawn(async { price("ACME").await }))
         .collect();
@@ -111,7 +197,7 @@ async fn herd() {
     }
     let stats = price_cache().stats();
     println!(
-        "   {} callers waiting, {} computation in flight ({} joined it)",
+        "   {} callers have asked while the backend works: {} computation in flight, which {} of them joined",
         stats.misses, stats.in_flight, stats.coalesced
     );
     BACKEND.gate.close();
@@ -119,74 +205,86 @@ async fn herd() {
     for caller in callers {
         match caller.await {
             Ok(Ok(price)) => answers.push(price),
-            Ok(Err(error)) => println!("   a caller failed: {error}"),
+            Ok(Err(error)) => println!("   a caller failed: {}", report(&error)),
             Err(error) => println!("   a caller task failed: {error}"),
         }
     }
+    let received = answers.len();
     answers.dedup();
-    println!(
-        "   every caller got {answers:?}; backend calls: {}\n",
-        BACKEND.calls()
-    );
+    match answers[..] {
+        [one] => println!(
+            "   all {received} callers got the same price, {one}: the backend's answer to its call {}",
+            one - 100
+        ),
+        _ => println!("   the callers got different prices: {answers:?}"),
+    }
+    println!("{}\n", section.summary(&price_cache().stats(), true));
 }
 
 async fn error_caching() {
     println!("2. error caching: FLAKY fails once; the failure is cached for 300 ms");
-    let start = Instant::now();
+    let section = Section::start(price_cache().stats());
+    // Times are counted from the failure, when the retry window starts; each line after the
+    // first shows when the call was made.
+    let mut failed_at: Option<Instant> = None;
     loop {
-        let at = start.elapsed().as_millis();
-        match price("FLAKY").await {
+        let asked = failed_at.map_or(Duration::ZERO, |at| at.elapsed());
+        let answer = price("FLAKY").await;
+        failed_at.get_or_insert_with(Instant::now);
+        let at = format!("{:>4} ms", asked.as_millis());
+        match answer {
             Ok(price) => {
-                println!(
-                    "   {at:>4} ms  recomputed: {price} (backend calls: {})\n",
-                    BACKEND.calls()
-                );
+                println!("   {at}  the window has passed: computed again, {price}");
                 break;
             }
             Err(error) if error.is_cached() => {
-                println!("   {at:>4} ms  {error}  (nothing ran)");
+                println!("   {at}  {}  (nothing ran)", report(&error));
             }
-            Err(error) => println!(
-                "   {at:>4} ms  failed: {error} (backend calls: {})",
-                BACKEND.calls()
-            ),
+            Err(error) => println!("   {at}  {}  (the backend was called)", report(&error)),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    println!("{}\n", section.summary(&price_cache().stats(), true));
 }
 
 async fn time_to_live() {
     println!("3. time to live: INITECH is kept for 500 ms");
+    let section = Section::start(price_cache().stats());
     let first = shown(price("INITECH").await);
     let again = shown(price("INITECH").await);
     println!("   computed {first}, then a hit: {again}");
     tokio::time::sleep(Duration::from_millis(550)).await;
     let later = shown(price("INITECH").await);
-    println!(
-        "   550 ms later: {later} (recomputed; backend calls: {})",
-        BACKEND.calls()
-    );
-    println!(
-        "   expirations: {} (ACME and FLAKY had outlived 500 ms too: swept on the way)\n",
-        price_cache().stats().expirations
-    );
+    println!("   550 ms later it has expired, and is computed again: {later}");
+    let now = price_cache().stats();
+    println!("{}", section.summary(&now, true));
+    let expired = now.expirations - section.before.expirations;
+    if expired == 3 {
+        println!(
+            "   values expired: 3, INITECH's and, removed by the same sweep, ACME's and FLAKY's (older than 500 ms too)\n"
+        );
+    } else {
+        println!("   values expired: {expired}\n");
+    }
 }
 
 /// A price, or why there is none.
 fn shown(answer: Result<u32, CacheError<BackendError>>) -> String {
     match answer {
         Ok(price) => price.to_string(),
-        Err(error) => format!("error: {error}"),
+        Err(error) => format!("error: {}", report(&error)),
     }
 }
 
 async fn capacity() {
     println!("4. capacity: currency names, at most 2 kept");
+    let section = Section::start(currency_name_cache().stats());
     for code in ["EUR", "USD", "EUR", "JPY"] {
         let name = currency_name(code).await;
         println!("   {code}: {name}");
     }
     let stats = currency_name_cache().stats();
+    println!("{}", section.summary(&stats, false));
     println!(
         "   entries: {}, evictions: {} (EUR was read again, so USD went first)\n",
         stats.total_entries, stats.evictions
@@ -194,34 +292,56 @@ async fn capacity() {
 }
 
 fn stats_table() {
-    println!("5. every registered cache (smartcache::registry::snapshot)");
     println!(
-        "   {:<22} {:>5} {:>6} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8}",
+        "5. every registered cache (smartcache::registry::snapshot), sections 1 to 4 together"
+    );
+    println!(
+        "   {:<22} {:>8} {:>5} {:>6} {:>8} {:>6} {:>12} {:>8} {:>12} {:>7}",
         "cache",
+        "requests",
         "hits",
-        "misses",
-        "coalesced",
-        "loads ok",
+        "joined",
+        "computed",
         "failed",
-        "cached",
-        "expired",
-        "evicted",
-        "hit rate"
+        "cached error",
+        "hit rate",
+        "saved",
+        "evicted"
     );
     for cache in registry::snapshot() {
         let s = &cache.stats;
+        let computed = s.load_successes + s.load_failures;
+        let saved = s.requests() - computed;
+        #[allow(clippy::cast_precision_loss)] // small counts
+        let saved_share = saved as f64 / s.requests().max(1) as f64 * 100.0;
         println!(
-            "   {:<22} {:>5} {:>6} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7.1}%",
+            "   {:<22} {:>8} {:>5} {:>6} {:>8} {:>6} {:>12} {:>7.1}% {:>12} {:>7}",
             cache.name,
+            s.requests(),
             s.hits,
-            s.misses,
             s.coalesced,
-            s.load_successes,
+            computed,
             s.load_failures,
             s.cached_error_hits,
-            s.expirations,
-            s.evictions,
-            s.hit_rate() * 100.0
+            s.hit_rate() * 100.0,
+            format!("{saved} ({saved_share:.1}%)"),
+            s.evictions
         );
     }
+    println!(
+        "   backend calls: {} in all, demo::price's computations",
+        BACKEND.calls()
+    );
+    println!(
+        "
+   requests = hits + joined + computed + cached error: every call is one of the four.
+   joined: callers that found a computation of their key in flight and shared its result
+     (CacheStats::coalesced). The statistics count them as misses, as Caffeine and Guava do:
+     misses = joined + computed, and the hit rate is hits / requests, which is why a herd
+     keeps it low.
+   computed: computations run (= backend calls for demo::price), failed among them.
+   cached error: answered with a remembered failure; nothing ran.
+   saved: the requests answered without a computation of their own (hits, joined and cached
+     errors), that is the work the cache saved."
+    );
 }

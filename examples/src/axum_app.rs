@@ -174,14 +174,15 @@ pub async fn serve(listener: TcpListener, upstream: Arc<Upstream>) -> io::Result
 async fn user(State(upstream): State<Arc<Upstream>>, Path(id): Path<u64>) -> Response {
     match lookup_user(upstream, id).await {
         Ok(user) => Json(json!({ "id": user.id, "name": user.name })).into_response(),
+        // `error()` is the upstream's own error; `CacheError`'s `Display` says only what the
+        // cache did ("computation failed", "cached error (retry in 10s)").
         Err(error @ CacheError::Cached { .. }) => {
             let retry_in_ms = error.retry_in().map_or(0, |left| left.as_millis());
-            let body =
-                json!({ "error": error.to_string(), "cached": true, "retry_in_ms": retry_in_ms });
+            let body = json!({ "error": upstream_message(&error), "cached": true, "retry_in_ms": retry_in_ms });
             (StatusCode::NOT_FOUND, Json(body)).into_response()
         }
         Err(error @ CacheError::Failed(_)) => {
-            let body = json!({ "error": error.to_string(), "cached": false });
+            let body = json!({ "error": upstream_message(&error), "cached": false });
             (StatusCode::NOT_FOUND, Json(body)).into_response()
         }
         Err(error) => {
@@ -189,6 +190,13 @@ async fn user(State(upstream): State<Arc<Upstream>>, Path(id): Path<u64>) -> Res
             (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
         }
     }
+}
+
+/// The upstream's message for a failure, fresh or cached.
+fn upstream_message(error: &CacheError<UpstreamError>) -> String {
+    error
+        .error()
+        .map_or_else(|| error.to_string(), ToString::to_string)
 }
 
 async fn stats() -> Json<Vec<registry::RegisteredCache>> {

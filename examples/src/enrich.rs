@@ -163,9 +163,20 @@ pub fn deployment() -> EnrichFuture {
     Box::pin(async {
         let deployment = env_field("DEPLOYMENT")
             .await
-            .map_err(|error| EnrichError::new(error.to_string()))?;
+            .map_err(|error| reported(&error))?;
         Ok(vec![("deployment", deployment.into())])
     })
+}
+
+/// A cache's error as one [`EnrichError`], as an error reporter prints it: what the cache
+/// did, then the original error (`cached error (retry in 5m): $DEPLOYMENT: ..`).
+/// `CacheError`'s own `Display` is the first part only; the original is its `source`.
+#[must_use]
+pub fn reported(error: &CacheError<EnrichError>) -> EnrichError {
+    match error.error() {
+        Some(original) => EnrichError::new(format!("{error}: {original}")),
+        None => EnrichError::new(error.to_string()),
+    }
 }
 
 /// Enrichers run in the order they were registered.

@@ -48,7 +48,9 @@ async fn a_failing_enricher_is_reported_and_its_failure_cached() {
     let variable = "SMARTCACHE_EXAMPLES_TEST_SURELY_UNSET";
     let first = enrich::env_field(variable).await.unwrap_err();
     assert!(matches!(first, CacheError::Failed(_)), "{first:?}");
-    assert!(first.to_string().contains(variable), "{first}");
+    assert_eq!(first.to_string(), "computation failed");
+    let original = first.error().expect("the original error").to_string();
+    assert!(original.contains(variable), "{original}");
     let second = enrich::env_field(variable).await.unwrap_err();
     assert!(second.is_cached(), "{second:?}");
 
@@ -56,7 +58,7 @@ async fn a_failing_enricher_is_reported_and_its_failure_cached() {
         Box::pin(async {
             let value = enrich::env_field("SMARTCACHE_EXAMPLES_TEST_SURELY_UNSET")
                 .await
-                .map_err(|error| enrich::EnrichError::new(error.to_string()))?;
+                .map_err(|error| enrich::reported(&error))?;
             Ok(vec![("deployment", value.into())])
         })
     });
@@ -64,6 +66,11 @@ async fn a_failing_enricher_is_reported_and_its_failure_cached() {
     let failures = pipeline.enrich(&mut event).await;
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].0, "deployment");
-    assert!(failures[0].1.to_string().starts_with("cached error"));
+    let reported = failures[0].1.to_string();
+    assert!(
+        reported.starts_with("cached error (retry in "),
+        "{reported}"
+    );
+    assert!(reported.contains(variable), "{reported}");
     assert!(event.is_empty());
 }

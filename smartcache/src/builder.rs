@@ -72,6 +72,23 @@ where
     /// How long a failure stays cached, counted from the moment it failed. Default 5
     /// minutes; [`Duration::ZERO`] turns error caching off (every call after a failure
     /// computes again, still one flight at a time).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache = AsyncSmartCache::<&str, u32, String>::builder()
+    ///     .retry_interval(Duration::from_secs(10))
+    ///     .build();
+    /// let _ = cache.get_or_compute("k", || async { Err("down".to_owned()) }).await;
+    /// let cached = cache.get_or_compute("k", || async { Ok(1) }).await.unwrap_err();
+    /// assert_eq!(cached.retry_in(), Some(Duration::from_secs(10)));
+    ///
+    /// tokio::time::advance(Duration::from_secs(10)).await; // the window passes
+    /// assert_eq!(cache.get_or_compute("k", || async { Ok(1) }).await.unwrap(), 1);
+    /// # }
+    /// ```
     pub fn retry_interval(mut self, interval: Duration) -> Self {
         self.limits.retry = interval;
         self
@@ -80,6 +97,21 @@ where
     /// How long a value stays fresh, counted from the moment it was stored. Default: for
     /// ever. A stale value is recomputed by the next call (one flight) and removed by a sweep
     /// on the write path at most one time-to-live later.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache = AsyncSmartCache::<&str, u32>::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .build();
+    /// cache.get_or_init("rate", || async { 1 }).await;
+    /// tokio::time::advance(Duration::from_secs(61)).await;
+    /// assert_eq!(cache.get("rate"), None); // expired
+    /// assert_eq!(cache.get_or_init("rate", || async { 2 }).await, 2); // computed again
+    /// # }
+    /// ```
     pub fn time_to_live(mut self, ttl: Duration) -> Self {
         self.limits.ttl = Some(ttl);
         self
@@ -91,6 +123,18 @@ where
     /// evicted, unless it was read since it last reached the front of the queue, in which
     /// case it gets a second chance (the CLOCK policy). A capacity of 0 stores nothing:
     /// concurrent calls still share one computation.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    ///
+    /// let cache = AsyncSmartCache::<u32, u32>::builder().max_capacity(2).build();
+    /// for n in 0..5 {
+    ///     cache.get_or_init(n, || async move { n }).await;
+    /// }
+    /// assert_eq!(cache.entry_count(), 2); // never more than the bound
+    /// # }
+    /// ```
     pub fn max_capacity(mut self, capacity: u64) -> Self {
         self.limits.capacity = Some(capacity);
         self
@@ -153,6 +197,15 @@ where
 
     /// The name under which the cache is listed in the [registry](crate::registry). An
     /// unnamed cache is not registered.
+    ///
+    /// ```
+    /// use smartcache::{AsyncSmartCache, registry};
+    ///
+    /// let cache = AsyncSmartCache::<u32, u32>::builder().name("docs::squares").build();
+    /// assert!(registry::find("docs::squares").is_some()); // listed while it lives
+    /// drop(cache);
+    /// assert!(registry::find("docs::squares").is_none());
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -160,6 +213,17 @@ where
 
     /// Includes each key, formatted with `Debug`, in the cache's `tracing` events (feature
     /// `tracing`). Off by default: keys may be personal data.
+    ///
+    /// ```
+    /// use smartcache::AsyncSmartCache;
+    ///
+    /// // Events of this cache carry `key=42`, formatted with `Debug`.
+    /// let cache = AsyncSmartCache::<u64, String>::builder()
+    ///     .name("docs::traced")
+    ///     .trace_keys()
+    ///     .build();
+    /// # drop(cache);
+    /// ```
     #[cfg(feature = "tracing")]
     pub fn trace_keys(mut self) -> Self
     where
@@ -170,6 +234,13 @@ where
     }
 
     /// Builds the cache, registering it if it has a name.
+    ///
+    /// ```
+    /// use smartcache::AsyncSmartCache;
+    ///
+    /// let cache = AsyncSmartCache::<u32, u32>::builder().build(); // the same as `new()`
+    /// assert_eq!(cache.entry_count(), 0);
+    /// ```
     #[must_use]
     pub fn build(self) -> AsyncSmartCache<K, V, E> {
         let stats = Arc::new(StatsCore::new());

@@ -79,6 +79,33 @@ use crate::{CacheError, CacheStats};
 /// After [`invalidate`](Self::invalidate), [`clear`](Self::clear) or [`prime`](Self::prime)
 /// returns, no flight that started before it stores its result (its callers still receive
 /// it): a stale value is never resurrected.
+///
+/// # Sharing a cache
+///
+/// A cache is not `Clone`: every method takes `&self`, and it is `Send + Sync`, so share one
+/// by reference: in an [`Arc`] for spawned tasks (cloning the `Arc` is the cheap handle that
+/// moka's `Cache::clone` is), as a field of a service that is itself shared, or in a
+/// `static` ([`std::sync::LazyLock`]). A function under `#[smart_cached]` needs none of this:
+/// its cache is a `static` already, and its handle a `&'static AsyncSmartCache`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use smartcache::AsyncSmartCache;
+/// use std::sync::Arc;
+///
+/// let cache: Arc<AsyncSmartCache<u64, String>> = Arc::new(AsyncSmartCache::new());
+/// let tasks: Vec<_> = (0..4)
+///     .map(|_| {
+///         let cache = Arc::clone(&cache); // the same cache, one more reference
+///         tokio::spawn(async move { cache.get_or_init(7, || async { "seven".to_owned() }).await })
+///     })
+///     .collect();
+/// for task in tasks {
+///     assert_eq!(task.await.unwrap(), "seven");
+/// }
+/// assert_eq!(cache.stats().load_successes, 1); // one computation for the four tasks
+/// # }
+/// ```
 pub struct AsyncSmartCache<K, V, E = Infallible> {
     /// Shared (weakly) with the tasks that drive shared-form computations; see `engine.rs`.
     inner: Arc<Inner<K, V, E>>,
@@ -90,13 +117,36 @@ where
     V: Clone + Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
-    /// A cache with the defaults: errors cached for 5 minutes, no time to live, no bound.
+    /// A cache with the defaults: errors cached for 5 minutes, no time to live, no bound,
+    /// no name (so not in the [registry](crate::registry)).
+    ///
+    /// ```
+    /// use smartcache::AsyncSmartCache;
+    ///
+    /// // Keys `u64`, values `String`; the error type defaults to `Infallible`.
+    /// let cache: AsyncSmartCache<u64, String> = AsyncSmartCache::new();
+    /// assert_eq!(cache.entry_count(), 0);
+    /// assert_eq!(cache.name(), None);
+    /// ```
     #[must_use]
     pub fn new() -> Self {
         Self::builder().build()
     }
 
     /// A builder, to set the retry interval, time to live, capacity and registry name.
+    ///
+    /// ```
+    /// use smartcache::AsyncSmartCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache: AsyncSmartCache<String, u32, std::io::Error> = AsyncSmartCache::builder()
+    ///     .retry_interval(Duration::from_secs(30))
+    ///     .time_to_live(Duration::from_secs(600))
+    ///     .max_capacity(1_000)
+    ///     .name("ports")
+    ///     .build();
+    /// assert_eq!(cache.name(), Some("ports"));
+    /// ```
     pub fn builder() -> AsyncSmartCacheBuilder<K, V, E> {
         AsyncSmartCacheBuilder::new()
     }
@@ -248,9 +298,23 @@ where
             .await
     }
 
-    /// The stored value for `key`, if it is fresh; never computes.
+    /// The stored value for `key`, if it is fresh; never computes, never waits.
     ///
-    /// Counts as a hit or a miss in [`stats`](Self::stats).
+    /// Counts as a hit or a miss in [`stats`](Self::stats). A key whose computation is in
+    /// flight, or whose failure is cached, has no value: `None`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    ///
+    /// let cache: AsyncSmartCache<String, u32> = AsyncSmartCache::new();
+    /// assert_eq!(cache.get("answer"), None); // a `&str` looks up a `String` key
+    /// cache.get_or_init("answer".to_owned(), || async { 42 }).await;
+    /// assert_eq!(cache.get("answer"), Some(42));
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.hits, stats.misses), (1, 2)); // the computing call was a miss too
+    /// # }
+    /// ```
     #[must_use]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
@@ -308,6 +372,20 @@ where
     /// progress for it so that its result is not stored. Returns whether there was any.
     ///
     /// The flight's callers still receive its result; the next call computes afresh.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    ///
+    /// let cache: AsyncSmartCache<&str, u32> = AsyncSmartCache::new();
+    /// cache.get_or_init("config", || async { 1 }).await;
+    /// assert!(cache.invalidate("config"));
+    /// assert!(!cache.invalidate("config")); // nothing left to remove
+    ///
+    /// // The next call computes again.
+    /// assert_eq!(cache.get_or_init("config", || async { 2 }).await, 2);
+    /// # }
+    /// ```
     pub fn invalidate<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -323,6 +401,20 @@ where
 
     /// Removes every stored value and cached error, and detaches every flight in progress
     /// (their callers still receive their results, which are not stored). Counters stay.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    ///
+    /// let cache: AsyncSmartCache<u32, u32> = AsyncSmartCache::new();
+    /// for n in 0..3 {
+    ///     cache.get_or_init(n, || async move { n * n }).await;
+    /// }
+    /// cache.clear();
+    /// assert_eq!(cache.entry_count(), 0);
+    /// assert_eq!(cache.stats().load_successes, 3); // counters are kept
+    /// # }
+    /// ```
     pub fn clear(&self) {
         // Flights first, as in `invalidate`: a flight that stored before it was detached has
         // its value removed by the store clear that follows.
@@ -331,13 +423,45 @@ where
         self.inner.store.clear();
     }
 
-    /// A snapshot of the counters and gauges.
+    /// A snapshot of the counters and gauges; see [`CacheStats`] for what each one counts.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    ///
+    /// let cache: AsyncSmartCache<&str, u32, String> = AsyncSmartCache::new();
+    /// let _ = cache.get_or_compute("a", || async { Ok(1) }).await; // miss, computed
+    /// let _ = cache.get_or_compute("a", || async { Ok(1) }).await; // hit
+    /// let _ = cache.get_or_compute("b", || async { Err("down".to_owned()) }).await; // miss, failed
+    /// let _ = cache.get_or_compute("b", || async { Ok(2) }).await; // cached error, nothing ran
+    ///
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.hits, stats.misses, stats.cached_error_hits), (1, 2, 1));
+    /// assert_eq!((stats.load_successes, stats.load_failures), (1, 1));
+    /// assert_eq!((stats.total_entries, stats.error_entries), (2, 1));
+    /// assert_eq!(stats.requests(), 4);
+    /// println!("{stats}"); // one line, for a log
+    /// # }
+    /// ```
     #[must_use]
     pub fn stats(&self) -> CacheStats {
         self.inner.store.stats.snapshot()
     }
 
     /// Sets every counter of [`stats`](Self::stats) back to zero (gauges stay).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    ///
+    /// let cache: AsyncSmartCache<u8, u8> = AsyncSmartCache::new();
+    /// cache.get_or_init(1, || async { 1 }).await;
+    /// cache.reset_stats();
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.misses, stats.load_successes), (0, 0));
+    /// assert_eq!(stats.total_entries, 1); // a gauge: the entry is still there
+    /// # }
+    /// ```
     pub fn reset_stats(&self) {
         self.inner.store.stats.reset();
     }

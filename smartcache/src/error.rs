@@ -13,17 +13,36 @@ use std::time::Duration;
 /// `From<E>` is implemented, so `?` converts an `E` into a `CacheError<E>` inside a
 /// computation whose return type is `Result<T, CacheError<E>>`.
 ///
+/// # Display and `source`
+///
+/// Following the convention of the standard library's error types, `Display` describes what
+/// happened in the cache only (`computation failed`, `cached error (retry in 4m12s)`,
+/// `computation panicked: <message>`), and the original error is the
+/// [`source`](std::error::Error::source). Error reporters print the whole chain once:
+/// anyhow's `{:#}` gives `cached error (retry in 4m12s): backend down`. To show the original
+/// error alone, use [`error`](Self::error).
+///
+/// The time left is rounded up to the next whole second (below one second, to the next
+/// millisecond), as a countdown is: right after a failure cached for 5 minutes it reads
+/// `retry in 5m`, and `retry in 0ms` is never shown while any time is left.
+///
 /// ```
 /// use smartcache::CacheError;
+/// use std::error::Error as _;
 /// use std::time::Duration;
 ///
-/// let fresh: CacheError<&str> = CacheError::from("backend down");
+/// let fresh: CacheError<std::io::Error> = CacheError::from(std::io::Error::other("backend down"));
 /// assert!(!fresh.is_cached());
-/// assert_eq!(fresh.to_string(), "backend down");
+/// assert_eq!(fresh.to_string(), "computation failed");
+/// assert_eq!(fresh.source().unwrap().to_string(), "backend down");
 ///
-/// let cached = CacheError::Cached { error: fresh.error().unwrap().clone(), retry_in: Duration::from_secs(252) };
+/// let cached = CacheError::Cached {
+///     error: fresh.error().unwrap().clone(),
+///     retry_in: Duration::from_millis(251_200),
+/// };
 /// assert!(cached.is_cached());
-/// assert_eq!(cached.to_string(), "cached error (retry in 4m12s): backend down");
+/// assert_eq!(cached.to_string(), "cached error (retry in 4m12s)");
+/// assert_eq!(cached.error().unwrap().to_string(), "backend down");
 /// ```
 #[non_exhaustive]
 #[derive(Debug, PartialEq, Eq)]
@@ -70,12 +89,29 @@ pub enum CacheError<E> {
 
 impl<E> CacheError<E> {
     /// Whether this answer came from a cached failure (nothing ran for this call).
+    ///
+    /// ```
+    /// use smartcache::CacheError;
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let cached = CacheError::Cached { error: Arc::new("down"), retry_in: Duration::from_secs(9) };
+    /// assert!(cached.is_cached());
+    /// assert!(!CacheError::from("down").is_cached()); // a fresh failure
+    /// ```
     #[must_use]
     pub fn is_cached(&self) -> bool {
         matches!(self, Self::Cached { .. })
     }
 
     /// Whether the computation panicked.
+    ///
+    /// ```
+    /// use smartcache::CacheError;
+    ///
+    /// let panicked = CacheError::<std::io::Error>::Panicked { message: "index out of bounds".into() };
+    /// assert!(panicked.is_panic());
+    /// assert_eq!(panicked.to_string(), "computation panicked: index out of bounds");
+    /// ```
     #[must_use]
     pub fn is_panic(&self) -> bool {
         matches!(self, Self::Panicked { .. })
@@ -83,6 +119,14 @@ impl<E> CacheError<E> {
 
     /// The original error, for [`Failed`](Self::Failed) and [`Cached`](Self::Cached);
     /// `None` for a panic.
+    ///
+    /// ```
+    /// use smartcache::CacheError;
+    ///
+    /// let failed = CacheError::from(std::io::Error::other("no route to host"));
+    /// assert_eq!(failed.error().unwrap().to_string(), "no route to host");
+    /// assert!(CacheError::<std::io::Error>::Panicked { message: "boom".into() }.error().is_none());
+    /// ```
     #[must_use]
     pub fn error(&self) -> Option<&Arc<E>> {
         match self {
@@ -91,7 +135,16 @@ impl<E> CacheError<E> {
         }
     }
 
-    /// Time left before a call computes again, for a cached error.
+    /// Time left before a call computes again, for a cached error; `None` otherwise.
+    ///
+    /// ```
+    /// use smartcache::CacheError;
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let cached = CacheError::Cached { error: Arc::new("down"), retry_in: Duration::from_secs(30) };
+    /// assert_eq!(cached.retry_in(), Some(Duration::from_secs(30)));
+    /// assert_eq!(CacheError::from("down").retry_in(), None);
+    /// ```
     #[must_use]
     pub fn retry_in(&self) -> Option<Duration> {
         match self {
@@ -128,17 +181,16 @@ impl<E> Clone for CacheError<E> {
     }
 }
 
-impl<E: fmt::Display> fmt::Display for CacheError<E> {
+// This layer only: the original error is the `source`, so that reporters (anyhow's `{:#}`,
+// eyre) print each part of the chain once. No `E: Display` bound: nothing of `E` is printed.
+impl<E> fmt::Display for CacheError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Failed(error) => error.fmt(f),
-            Self::Cached { error, retry_in } => {
-                write!(
-                    f,
-                    "cached error (retry in {}): {error}",
-                    HumanDuration(*retry_in)
-                )
+            Self::Failed(_) => f.write_str("computation failed"),
+            Self::Cached { retry_in, .. } => {
+                write!(f, "cached error (retry in {})", Countdown(*retry_in))
             }
+            // A panic payload is not an error value: there is no source to hand it to.
             Self::Panicked { message } => write!(f, "computation panicked: {message}"),
             Self::Cycle => f.write_str(CYCLE),
         }
@@ -154,18 +206,23 @@ impl<E: std::error::Error + 'static> std::error::Error for CacheError<E> {
     }
 }
 
-/// A duration printed the way people read a countdown: `4m12s`, `1h30m`, `850ms`.
+/// Time left, printed the way people read a countdown: `4m12s`, `1h30m`, `850ms`.
 ///
-/// Whole seconds above one second (sub-second remainders are dropped, a countdown does not
-/// need them); milliseconds below.
-pub(crate) struct HumanDuration(pub(crate) Duration);
+/// Rounded *up*: to the next whole second from one second on (sub-second remainders are not
+/// shown), to the next millisecond below. So a window that has just started shows its full
+/// length (`5m`, not `4m59s`), and a countdown never reads `0ms` while time is left.
+pub(crate) struct Countdown(pub(crate) Duration);
 
-impl fmt::Display for HumanDuration {
+impl fmt::Display for Countdown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let total = self.0.as_secs();
-        if total == 0 {
-            return write!(f, "{}ms", self.0.subsec_millis());
+        const NANOS_PER_MILLI: u128 = 1_000_000;
+        const MILLIS_PER_SEC: u128 = 1_000;
+        let millis = self.0.as_nanos().div_ceil(NANOS_PER_MILLI);
+        if millis < MILLIS_PER_SEC {
+            return write!(f, "{millis}ms");
         }
+        // Saturating: `Duration::MAX` has more seconds than a `u64` once rounded up.
+        let total = u64::try_from(millis.div_ceil(MILLIS_PER_SEC)).unwrap_or(u64::MAX);
         let (days, hours, minutes, seconds) = (
             total / 86_400,
             total / 3_600 % 24,
@@ -189,22 +246,68 @@ mod tests {
     use super::*;
 
     #[test]
-    fn human_durations_read_like_countdowns() {
+    fn countdowns_round_up() {
         let cases = [
-            (Duration::from_millis(0), "0ms"),
+            (Duration::ZERO, "0ms"),
+            (Duration::from_nanos(1), "1ms"),
             (Duration::from_millis(850), "850ms"),
-            (Duration::from_millis(1_999), "1s"),
+            (Duration::from_micros(850_001), "851ms"),
+            (Duration::from_micros(999_999), "1s"),
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_millis(1_001), "2s"),
+            (Duration::from_millis(9_999), "10s"),
+            (Duration::from_millis(299_999), "5m"),
             (Duration::from_secs(252), "4m12s"),
+            (Duration::from_millis(251_001), "4m12s"),
             (Duration::from_secs(5_400), "1h30m"),
             (Duration::from_secs(2 * 86_400 + 5), "2d5s"),
         ];
         for (duration, expected) in cases {
-            assert_eq!(
-                HumanDuration(duration).to_string(),
-                expected,
-                "{duration:?}"
-            );
+            assert_eq!(Countdown(duration).to_string(), expected, "{duration:?}");
         }
+        // No overflow at the far end.
+        assert!(!Countdown(Duration::MAX).to_string().is_empty());
+    }
+
+    #[test]
+    fn display_describes_this_layer_only() {
+        let io = Arc::new(std::io::Error::other("disk on fire"));
+        let failed = CacheError::Failed(Arc::clone(&io));
+        let cached = CacheError::Cached {
+            error: io,
+            retry_in: Duration::from_millis(4_001),
+        };
+        assert_eq!(failed.to_string(), "computation failed");
+        assert_eq!(cached.to_string(), "cached error (retry in 5s)");
+        let panicked = CacheError::<std::io::Error>::Panicked {
+            message: "boom".into(),
+        };
+        assert_eq!(panicked.to_string(), "computation panicked: boom");
+    }
+
+    #[test]
+    fn an_error_report_prints_each_layer_once() {
+        let io = Arc::new(std::io::Error::other("no user 0"));
+        let failed = anyhow::Error::new(CacheError::Failed(Arc::clone(&io)));
+        assert_eq!(format!("{failed:#}"), "computation failed: no user 0");
+        let cached = anyhow::Error::new(CacheError::Cached {
+            error: io,
+            retry_in: Duration::from_millis(299_990),
+        })
+        .context("loading the profile");
+        assert_eq!(
+            format!("{cached:#}"),
+            "loading the profile: cached error (retry in 5m): no user 0"
+        );
+        let chain: Vec<String> = cached.chain().map(ToString::to_string).collect();
+        assert_eq!(
+            chain,
+            [
+                "loading the profile",
+                "cached error (retry in 5m)",
+                "no user 0"
+            ]
+        );
     }
 
     #[test]

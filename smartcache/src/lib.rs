@@ -55,13 +55,21 @@
 //! | `tracing` | no | `tracing` events on the slow path, target `smartcache`, with the cache name (keys only after the builder's `trace_keys`) | a few ns per miss when no subscriber listens; nothing on hits |
 //! | `metrics` | no | `metrics::publish()`: every registered cache's figures through the `metrics` facade, labelled by name | nothing on the request path; `publish` walks the registry |
 //! | `serde` | no | `Serialize` for [`CacheStats`] and [`registry::RegisteredCache`] | compile time of `serde` only |
+//! | `redis` | no | [`redis`]: the shared tier's connection and protocol (the caches' `.shared` comes next) | redis-rs and `rmp-serde`; needs Rust 1.88 (redis-rs's MSRV) rather than 1.85 |
+// docs.rs (`--cfg docsrs`, see `[package.metadata.docs.rs]`): a badge on every item that
+// needs a feature. Nightly only, hence the cfg; stable builds never see it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(unreachable_pub, missing_debug_implementations)]
 
+// First, on its own: rustdoc lists a type's impl blocks in the order it meets them, so the
+// core methods (`new`, `builder`, `get_or_compute`, ..) come before the blocking and
+// infallible forms of `blocking.rs`.
+mod cache;
+
 mod blocking;
 mod builder;
-mod cache;
 mod clock;
 mod engine;
 mod error;
@@ -93,13 +101,6 @@ pub use smartcache_macros::smart_cached;
 #[path = "private.rs"]
 pub mod __private;
 
-// The README and the guides are doctested: their Rust blocks compile and run with the tests.
-#[cfg(all(doctest, feature = "macros"))]
-mod markdown_doctests {
-    #[doc = include_str!("../../README.md")]
-    struct Readme;
-    #[doc = include_str!("../../docs/guide.md")]
-    struct Guide;
-    #[doc = include_str!("../../docs/migration.md")]
-    struct Migration;
-}
+// The README and the guides are doctested by the unpublished `tests` member
+// (`tests/src/markdown.rs`): they live outside this package, which must build and test on
+// its own once packaged.

@@ -6,6 +6,14 @@
 //! and records them as absolute counters and gauges, labelled `cache = <name>`. Call it where
 //! the figures are read: in a Prometheus scrape handler, or from a periodic task.
 //!
+//! Names follow the Prometheus conventions: a counter (a total that only grows, until the
+//! process restarts or [`reset_stats`](crate::AsyncSmartCache::reset_stats) is called) ends
+//! in `_total`, a gauge (a level that goes up and down) does not, and the unit is in the
+//! name. The load time is a counter in microseconds rather than seconds because the facade's
+//! counters are integers: whole seconds would read 0 for a cache whose loads take
+//! milliseconds. Divide by 1e6 for seconds, e.g. the mean load time over 5 minutes is
+//! `rate(smartcache_load_microseconds_total[5m]) / 1e6 / (rate(smartcache_load_successes_total[5m]) + rate(smartcache_load_failures_total[5m]))`.
+//!
 //! | metric | kind | from [`CacheStats`](crate::CacheStats) |
 //! |---|---|---|
 //! | `smartcache_hits_total` | counter | `hits` |
@@ -17,7 +25,7 @@
 //! | `smartcache_evictions_total` | counter | `evictions` |
 //! | `smartcache_expirations_total` | counter | `expirations` |
 //! | `smartcache_primes_total` | counter | `primes` |
-//! | `smartcache_load_seconds_total` | gauge | `total_load_time` |
+//! | `smartcache_load_microseconds_total` | counter | `total_load_time` (in µs) |
 //! | `smartcache_entries` | gauge | `total_entries` |
 //! | `smartcache_error_entries` | gauge | `error_entries` |
 //! | `smartcache_in_flight` | gauge | `in_flight` |
@@ -47,15 +55,15 @@ pub fn publish() {
             ("smartcache_evictions_total", stats.evictions),
             ("smartcache_expirations_total", stats.expirations),
             ("smartcache_primes_total", stats.primes),
+            (
+                "smartcache_load_microseconds_total",
+                u64::try_from(stats.total_load_time.as_micros()).unwrap_or(u64::MAX),
+            ),
         ];
         for (metric, value) in counters {
             ::metrics::counter!(metric, "cache" => name.clone()).absolute(value);
         }
         let gauges = [
-            (
-                "smartcache_load_seconds_total",
-                stats.total_load_time.as_secs_f64(),
-            ),
             ("smartcache_entries", stats.total_entries as f64),
             ("smartcache_error_entries", stats.error_entries as f64),
             ("smartcache_in_flight", stats.in_flight as f64),

@@ -3,6 +3,12 @@
 //! nothing. Keys are left out unless the builder's `trace_keys` asked for them.
 //!
 //! Without the feature, [`Tracer`] is empty and every method compiles to nothing.
+//!
+//! Levels: everything is `DEBUG` but a panic, which is `WARN`. A failed computation is not a
+//! warning: its error goes back to every caller, which knows whether it was expected (a
+//! 404 from an upstream) and logs it at the level it wants; a cached-error answer is the
+//! cache doing its job. A panic is a bug in the computation, caught and turned into
+//! `CacheError::Panicked` (the cache goes on working), so `WARN` and not `ERROR`.
 
 use std::time::Duration;
 
@@ -56,10 +62,11 @@ impl<K> Tracer<K> {
                 tracing::debug!(target: TARGET, cache, key, ?took, "computation finished");
             }
             Ended::Error => {
-                tracing::warn!(target: TARGET, cache, key, ?took, "computation failed");
+                // DEBUG: the caller receives the error and decides how loud it is.
+                tracing::debug!(target: TARGET, cache, key, ?took, "computation failed");
             }
             Ended::Panic(message) => {
-                tracing::error!(target: TARGET, cache, key, ?took, panic = message, "computation panicked");
+                tracing::warn!(target: TARGET, cache, key, ?took, panic = message, "computation panicked");
             }
         }
     }

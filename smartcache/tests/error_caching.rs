@@ -32,7 +32,8 @@ async fn a_failure_is_cached_until_the_retry_interval_has_passed() {
     let cached = failing(&cache, &calls).await.unwrap_err();
     assert!(cached.is_cached());
     assert_eq!(cached.retry_in(), Some(Duration::from_secs(60)));
-    assert_eq!(cached.to_string(), "cached error (retry in 1m): failure 1");
+    assert_eq!(cached.to_string(), "cached error (retry in 1m)");
+    assert_eq!(cached.error().unwrap().as_str(), "failure 1");
 
     tokio::time::advance(Duration::from_secs(45)).await;
     let later = failing(&cache, &calls).await.unwrap_err();
@@ -140,5 +141,7 @@ fn question_mark_converts_the_original_error() {
     }
     let error = parse("x").unwrap_err();
     assert!(matches!(error, CacheError::Failed(_)));
-    assert_eq!(error.to_string(), "invalid digit found in string");
+    assert_eq!(error.to_string(), "computation failed");
+    let source = std::error::Error::source(&error).expect("the original error");
+    assert_eq!(source.to_string(), "invalid digit found in string");
 }

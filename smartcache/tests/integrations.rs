@@ -77,6 +77,23 @@ async fn publish_records_every_registered_cache_labelled_by_name() {
         ours("smartcache_in_flight"),
         Some((MetricKind::Gauge, _))
     ));
+    assert!(matches!(
+        ours("smartcache_load_microseconds_total"),
+        Some((MetricKind::Counter, _))
+    ));
+    // Prometheus conventions: `_total` names a counter, and only a counter.
+    for (key, _, _, _) in &snapshot {
+        let name = key.key().name();
+        if name.starts_with("smartcache_") {
+            let counter = key.kind() == MetricKind::Counter;
+            assert_eq!(
+                name.ends_with("_total"),
+                counter,
+                "{name}: {:?}",
+                key.kind()
+            );
+        }
+    }
 }
 
 #[cfg(feature = "tracing")]

@@ -415,8 +415,11 @@ impl Model {
         }
         while !replaces && self.figures.total_entries >= capacity {
             let (oldest, stamp) = self.queue.pop_front().expect("a live entry is queued");
-            if let Some(value) = self.values.get_mut(&oldest)
-                && value.stored_at == stamp
+            // `filter` rather than a let chain: the MSRV (1.85) predates let chains.
+            if let Some(value) = self
+                .values
+                .get_mut(&oldest)
+                .filter(|value| value.stored_at == stamp)
             {
                 if value.referenced {
                     // Second chance: the mark is cleared, the entry goes to the back.

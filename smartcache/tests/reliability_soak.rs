@@ -248,8 +248,10 @@ async fn watcher(soak: Arc<Soak>, stop: Arc<AtomicBool>) -> Result<u64, String> 
     let mut checks = 0;
     while !stop.load(SeqCst) {
         let stats = soak.cache.stats();
-        if let Some(capacity) = soak.capacity
-            && stats.total_entries > capacity
+        // `filter` rather than a let chain: the MSRV (1.85) predates let chains.
+        if let Some(capacity) = soak
+            .capacity
+            .filter(|&capacity| stats.total_entries > capacity)
         {
             return Err(format!(
                 "{} entries over capacity {capacity}",

@@ -92,12 +92,16 @@ async fn question_mark_turns_the_body_error_into_a_cache_error() {
 
     assert_eq!(port("8080").await.unwrap(), 8080);
     let error = port("eighty").await.unwrap_err();
-    assert_eq!(error.to_string(), "invalid digit found in string");
+    // `Display` says what the cache did; the body's error is the source.
+    assert_eq!(error.to_string(), "computation failed");
+    let source = std::error::Error::source(&error).map(ToString::to_string);
+    assert_eq!(source.as_deref(), Some("invalid digit found in string"));
     let cached = port("eighty").await.unwrap_err();
-    assert!(
-        cached
-            .to_string()
-            .starts_with("cached error (retry in 4m59s")
+    assert!(cached.is_cached());
+    assert!(cached.to_string().starts_with("cached error (retry in "));
+    assert_eq!(
+        cached.error().unwrap().to_string(),
+        "invalid digit found in string"
     );
 }
 
