@@ -1,0 +1,93 @@
+//! The cache handle, `<fn>_cache()`, and the static cache behind it.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{ToTokens, quote};
+
+use super::Generator;
+
+impl Generator<'_> {
+    // Input:
+    //     #[smart_cached(retry = "1m", name = "users")]
+    //     pub async fn fetch(id: u64) -> Result<User, CacheError<ApiError>> { .. }
+    // Output:
+    //     pub fn fetch_cache() -> &'static AsyncSmartCache<(u64,), User, CacheError<ApiError>> {
+    //         static __SMARTCACHE: OnceLock<AsyncSmartCache<..>> = OnceLock::new();
+    //         __SMARTCACHE.get_or_init(|| {
+    //             AsyncSmartCache::builder().retry_interval(Duration::new(60, 0)).name("users").build()
+    //         })
+    //     }
+    pub(super) fn handle(&self) -> TokenStream {
+        let function = self.function;
+        let vis = &function.vis;
+        let cfg = &function.attrs.cfg;
+        let cache_fn = &self.cache_fn;
+        let cache_type = self.cache_type();
+        let static_type = self.outside_impl(cache_type.clone());
+        let options = &function.options;
+        let retry = options.retry.map(|(retry, _)| {
+            let retry = duration(retry);
+            quote!(.retry_interval(#retry))
+        });
+        let ttl = options.ttl.map(|ttl| {
+            let ttl = duration(ttl);
+            quote!(.time_to_live(#ttl))
+        });
+        let capacity = options.capacity.map(|capacity| {
+            let capacity = Literal::u64_unsuffixed(capacity);
+            quote!(.max_capacity(#capacity))
+        });
+        let name = self.registry_name();
+        let doc = self.handle_doc();
+        quote! {
+            #[doc = #doc]
+            #(#cfg)*
+            #[must_use]
+            #vis fn #cache_fn() -> &'static #cache_type {
+                static __SMARTCACHE: ::smartcache::__private::OnceLock<#static_type> =
+                    ::smartcache::__private::OnceLock::new();
+                __SMARTCACHE.get_or_init(|| {
+                    ::smartcache::AsyncSmartCache::builder()
+                        #retry
+                        #ttl
+                        #capacity
+                        .name(#name)
+                        .build()
+                })
+            }
+        }
+    }
+
+    /// `module::path::fn_name` (`module::path::Type::fn_name` for a method), or the name given.
+    fn registry_name(&self) -> TokenStream {
+        if let Some(name) = &self.function.options.name {
+            return name.to_token_stream();
+        }
+        let ident = self.function.sig.ident.to_string();
+        let ty = self
+            .self_ty
+            .as_ref()
+            .map(|ty| format!("{}::", ty.to_string().replace(' ', "")));
+        let tail = format!("::{}{ident}", ty.unwrap_or_default());
+        quote!(::core::concat!(::core::module_path!(), #tail))
+    }
+
+    fn handle_doc(&self) -> String {
+        let labels: Vec<&str> = self.keys.iter().map(|key| key.label.as_str()).collect();
+        let key = match labels.as_slice() {
+            [single] => format!("`({single},)`"),
+            labels => format!("`({})`", labels.join(", ")),
+        };
+        format!(
+            " The cache behind `{}`: statistics, invalidation, priming.\n\n Keyed by {key}. \
+             Built on first use, when it is also listed in `smartcache::registry`.",
+            self.function.sig.ident
+        )
+    }
+}
+
+/// `Duration::new(secs, nanos)`.
+fn duration(duration: std::time::Duration) -> TokenStream {
+    let secs = Literal::u64_unsuffixed(duration.as_secs());
+    let nanos = Literal::u32_unsuffixed(duration.subsec_nanos());
+    quote!(::smartcache::__private::Duration::new(#secs, #nanos))
+}

@@ -1,0 +1,161 @@
+//! The types of the cache: the key tuple, built from the arguments, and the value and
+//! error types, from the return type; each with the check that reports a type that cannot
+//! be cached on the user's token.
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::Type;
+use syn::spanned::Spanned;
+
+use crate::ast::{Arg, Output, Pass, SelfArg};
+
+/// One element of the key tuple.
+pub(super) struct KeyPart {
+    /// What the documentation calls it.
+    pub(super) label: String,
+    /// The owned type (`String` for `&str`).
+    pub(super) ty: TokenStream,
+    /// `check_key::<ty>()`, spanned on the argument.
+    pub(super) check: TokenStream,
+    /// The expression that builds it from the argument.
+    pub(super) expr: TokenStream,
+}
+
+/// The `V` and `E` of the cache, and the checks of the return type.
+pub(super) struct CacheTypes {
+    pub(super) value: TokenStream,
+    pub(super) error: TokenStream,
+    pub(super) checks: Vec<TokenStream>,
+}
+
+impl CacheTypes {
+    pub(super) fn of(output: &Output) -> Self {
+        match output {
+            Output::Full { value, error } => Self {
+                value: value.to_token_stream(),
+                error: quote!(::smartcache::CacheError<#error>),
+                checks: vec![check("check_value", value), check("check_error", error)],
+            },
+            Output::Transparent { value, error } => Self {
+                value: value.to_token_stream(),
+                error: error.to_token_stream(),
+                checks: vec![
+                    check("check_value", value),
+                    check("check_cloned_error", error),
+                ],
+            },
+            Output::Alias { result } => {
+                let span = result.span();
+                let fallible = quote_spanned!(span=> ::smartcache::__private::Fallible);
+                let value = quote_spanned!(span=> <#result as #fallible>::Value);
+                let error = quote_spanned!(span=> <#result as #fallible>::Error);
+                Self {
+                    value,
+                    error,
+                    checks: vec![check("check_alias", result)],
+                }
+            }
+            Output::Infallible { value } => Self {
+                value: value.to_token_stream(),
+                error: quote!(::core::convert::Infallible),
+                checks: vec![check("check_value", value)],
+            },
+        }
+    }
+}
+
+/// `::smartcache::__private::<function>::<ty>()`, spanned on `ty` so that an unmet bound
+/// is reported there.
+fn check(function: &str, ty: &impl ToTokens) -> TokenStream {
+    let span = ty.span();
+    let function = Ident::new(function, span);
+    quote_spanned!(span=> ::smartcache::__private::#function::<#ty>())
+}
+
+pub(super) fn receiver_key(receiver: &SelfArg) -> KeyPart {
+    let span = receiver.token.span();
+    let ty = &receiver.ty;
+    let self_token = &receiver.token;
+    let borrow = matches!(receiver.pass, Pass::Value).then(|| quote!(&));
+    KeyPart {
+        label: "self".to_owned(),
+        ty: ty.to_token_stream(),
+        check: quote_spanned!(span=> ::smartcache::__private::check_key::<#ty>()),
+        expr: quote_spanned!(span=> <#ty as ::smartcache::__private::CacheKey>::key_clone(#borrow #self_token)),
+    }
+}
+
+pub(super) fn arg_key(arg: &Arg) -> KeyPart {
+    let span = arg.ty.span();
+    let binding = &arg.binding;
+    let (ty, expr) = match arg.pass {
+        Pass::Ref => (owned_type(arg), owned_copy(arg)),
+        // `&mut` key arguments are rejected by `valid`.
+        Pass::Value | Pass::MutRef => {
+            let ty = &arg.ty;
+            let expr = quote_spanned!(span=> <#ty as ::smartcache::__private::CacheKey>::key_clone(&#binding));
+            (ty.to_token_stream(), expr)
+        }
+    };
+    KeyPart {
+        label: binding.to_string(),
+        check: quote_spanned!(span=> ::smartcache::__private::check_key::<#ty>()),
+        ty,
+        expr,
+    }
+}
+
+/// The owned form of a `&T` argument's type: `String` for `str`, `Vec<T>` for `[T]`,
+/// `PathBuf`, `OsString`, `CString` for `Path`, `OsStr`, `CStr`, `T` otherwise.
+pub(super) fn owned_type(arg: &Arg) -> TokenStream {
+    let span = arg.ty.span();
+    match unsized_kind(&arg.elem) {
+        Some(Unsized::Slice(elem)) => quote_spanned!(span=> ::smartcache::__private::Vec<#elem>),
+        Some(Unsized::Named(owned)) => {
+            let owned = Ident::new(owned, span);
+            quote_spanned!(span=> ::smartcache::__private::#owned)
+        }
+        None => arg.elem.to_token_stream(),
+    }
+}
+
+/// The expression that copies a `&T` argument into its owned form.
+pub(super) fn owned_copy(arg: &Arg) -> TokenStream {
+    let span = arg.ty.span();
+    let binding = &arg.binding;
+    let elem = &arg.elem;
+    if unsized_kind(elem).is_some() {
+        quote_spanned!(span=> ::smartcache::__private::ToOwned::to_owned(#binding))
+    } else {
+        quote_spanned!(span=> <#elem as ::smartcache::__private::CacheKey>::key_clone(#binding))
+    }
+}
+
+enum Unsized<'a> {
+    Slice(&'a Type),
+    /// The owned type's name in `__private`.
+    Named(&'static str),
+}
+
+fn unsized_kind(ty: &Type) -> Option<Unsized<'_>> {
+    match ty {
+        Type::Slice(slice) => Some(Unsized::Slice(&slice.elem)),
+        Type::Path(path) if path.qself.is_none() => {
+            let last = path.path.segments.last()?;
+            if !last.arguments.is_none() {
+                return None;
+            }
+            let owned = match last.ident.to_string().as_str() {
+                "str" => "String",
+                "Path" => "PathBuf",
+                "OsStr" => "OsString",
+                "CStr" => "CString",
+                _ => return None,
+            };
+            Some(Unsized::Named(owned))
+        }
+        Type::Paren(paren) => unsized_kind(&paren.elem),
+        Type::Group(group) => unsized_kind(&group.elem),
+        _ => None,
+    }
+}

@@ -1,0 +1,238 @@
+//! The cached function: the original signature, whose body asks the cache (see
+//! [`Generator::wrapper`]).
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, format_ident, quote};
+use syn::spanned::Spanned;
+use syn::{Attribute, FnArg, Meta, Pat, PatIdent, PatType, Signature};
+
+use super::Generator;
+use super::key::{CacheTypes, owned_copy, owned_type};
+use crate::ast::{Arg, Output, Pass, Place};
+
+impl Generator<'_> {
+    // Input:
+    //     #[doc = " Fetches a user."]
+    //     pub async fn fetch(id: u64, name: &str) -> Result<User, CacheError<ApiError>> { .. }
+    // Output (a body that borrows nothing from its caller):
+    //     #[doc = " Fetches a user."]
+    //     pub async fn fetch(id: u64, name: &str) -> Result<User, CacheError<ApiError>> {
+    //         async fn __smartcache_body(p0: u64, p1: String) -> Result<..> {
+    //             fetch_uncached(p0, Borrow::borrow(&p1)).await
+    //         }
+    //         fn __smartcache_route(args: Option<(u64, String)>) -> Route<Result<..>> {
+    //             (&Probe::new(args, |(p0, p1)| __smartcache_body(p0, p1))).route()
+    //         }
+    //         check_key::<u64>(); check_key::<String>(); check_value::<User>(); ..
+    //         let __smartcache_cache = Checked(fetch_cache()).cache();
+    //         let __smartcache_key = (key_clone(&id), to_owned(name));
+    //         let __smartcache_answer = match __smartcache_route(None) {
+    //             Route::Shared(_) => cache.get_or_compute_shared(key, move || {
+    //                 shared_future(__smartcache_route(Some((id, to_owned(name)))))
+    //             }).await,
+    //             Route::Local => cache.get_or_compute(key, move || fetch_uncached(id, name)).await,
+    //         };
+    //         full(__smartcache_answer)
+    //     }
+    // A body that borrows (`&self`, a skipped reference) only has the `Route::Local` call.
+    pub(super) fn wrapper(&self) -> TokenStream {
+        let function = self.function;
+        let attrs = self.wrapper_attrs();
+        let vis = &function.vis;
+        let sig = wrapper_signature(&function.sig, &function.args);
+        let checks = self
+            .keys
+            .iter()
+            .map(|key| &key.check)
+            .chain(&self.types.checks);
+        let cache_fn = &self.cache_fn;
+        let cache_call = match function.place {
+            Place::Free => quote!(#cache_fn()),
+            Place::Method { .. } => quote!(Self::#cache_fn()),
+        };
+        let key_exprs = self.keys.iter().map(|key| &key.expr);
+        let local_call = self.local_call();
+        let (nested, call) = if function.body_borrows() {
+            (TokenStream::new(), local_call)
+        } else {
+            (self.nested_fns(), self.routed_call(&local_call))
+        };
+        let answer = match function.output {
+            Output::Full { .. } => quote!(::smartcache::__private::full),
+            Output::Transparent { .. } | Output::Alias { .. } => {
+                quote!(::smartcache::__private::transparent)
+            }
+            Output::Infallible { .. } => quote!(::smartcache::__private::infallible),
+        };
+        quote! {
+            #(#attrs)*
+            #vis #sig {
+                #nested
+                #(#checks;)*
+                let __smartcache_cache = ::smartcache::__private::Checked(#cache_call).cache();
+                let __smartcache_key = (#(#key_exprs,)*);
+                let __smartcache_answer = #call;
+                #answer(__smartcache_answer)
+            }
+        }
+    }
+
+    /// The cfg, then the other attributes, then `must_use` and the lints (an `expect` made
+    /// an `allow`: the body, where most expectations are met, is in the uncached fn).
+    fn wrapper_attrs(&self) -> Vec<Attribute> {
+        let attrs = &self.function.attrs;
+        let lints = attrs.lints.iter().map(|attr| {
+            let mut attr = attr.clone();
+            if let Meta::List(list) = &mut attr.meta {
+                if list.path.is_ident("expect") {
+                    list.path = syn::parse_quote_spanned!(list.path.span()=> allow);
+                }
+            }
+            attr
+        });
+        attrs
+            .cfg
+            .iter()
+            .chain(&attrs.rest)
+            .chain(&attrs.must_use)
+            .cloned()
+            .chain(lints)
+            .collect()
+    }
+
+    /// `cache.get_or_compute(key, move || <body>).await`: the caller polls the body.
+    fn local_call(&self) -> TokenStream {
+        let uncached = self.uncached_path(false);
+        let receiver = self.function.receiver.as_ref().map(|_| quote!(self));
+        let args = receiver.into_iter().chain(
+            self.function
+                .args
+                .iter()
+                .map(|arg| arg.binding.to_token_stream()),
+        );
+        let body = quote!(#uncached(#(#args),*));
+        let body = match self.function.output {
+            Output::Infallible { .. } => quote!(::smartcache::__private::never_fails(#body)),
+            _ => body,
+        };
+        quote! {
+            __smartcache_cache
+                .get_or_compute(__smartcache_key, move || #body)
+                .await
+        }
+    }
+
+    /// The shared call when the body's future is `Send`, else the local one.
+    fn routed_call(&self, local_call: &TokenStream) -> TokenStream {
+        let receiver = self.function.receiver.as_ref().map(|_| quote!(self));
+        let args =
+            receiver
+                .into_iter()
+                .chain(self.function.args.iter().map(|arg| match arg.pass {
+                    Pass::Ref if !arg.skipped => owned_copy(arg),
+                    _ => arg.binding.to_token_stream(),
+                }));
+        quote! {
+            match __smartcache_route(::core::option::Option::None) {
+                ::smartcache::__private::Route::Shared(_) => {
+                    __smartcache_cache
+                        .get_or_compute_shared(__smartcache_key, move || {
+                            ::smartcache::__private::shared_future(__smartcache_route(
+                                ::core::option::Option::Some((#(#args,)*)),
+                            ))
+                        })
+                        .await
+                }
+                ::smartcache::__private::Route::Local => #local_call,
+            }
+        }
+    }
+
+    /// The body as a free-standing `async fn` of owned arguments (so that its future is
+    /// `'static`, and its `Send` is known inside `__smartcache_route`), and the route probe.
+    /// Nested items cannot name `Self`: a method's is spelled out.
+    fn nested_fns(&self) -> TokenStream {
+        let function = self.function;
+        let mut params = Vec::new();
+        let mut borrowed = Vec::new();
+        if let Some(receiver) = &function.receiver {
+            params.push(receiver.ty.to_token_stream());
+            borrowed.push(false);
+        }
+        for arg in &function.args {
+            let by_ref = matches!(arg.pass, Pass::Ref);
+            params.push(if by_ref {
+                owned_type(arg)
+            } else {
+                arg.ty.to_token_stream()
+            });
+            borrowed.push(by_ref);
+        }
+        let names: Vec<_> = (0..params.len())
+            .map(|i| format_ident!("__smartcache_p{}", i))
+            .collect();
+        let call_args = names.iter().zip(&borrowed).map(|(name, &borrow)| {
+            if borrow {
+                quote!(::smartcache::__private::Borrow::borrow(&#name))
+            } else {
+                quote!(#name)
+            }
+        });
+        let uncached = self.uncached_path(true);
+        let call = quote!(#uncached(#(#call_args),*).await);
+        let body = match function.output {
+            Output::Infallible { .. } => quote!(::core::result::Result::Ok(#call)),
+            _ => call,
+        };
+        let CacheTypes { value, error, .. } = &self.types;
+        let output = quote!(::core::result::Result<#value, #error>);
+        let tokens = quote! {
+            async fn __smartcache_body(#(#names: #params),*) -> #output {
+                #body
+            }
+            fn __smartcache_route(
+                __smartcache_args: ::core::option::Option<(#(#params,)*)>,
+            ) -> ::smartcache::__private::Route<#output> {
+                #[allow(unused_imports)]
+                use ::smartcache::__private::{ViaLocal as _, ViaShared as _};
+                let __smartcache_probe = ::smartcache::__private::Probe::new(
+                    __smartcache_args,
+                    |(#(#names,)*)| __smartcache_body(#(#names),*),
+                );
+                (&__smartcache_probe).route()
+            }
+        };
+        self.outside_impl(tokens)
+    }
+}
+
+/// The cached function's signature: each argument bound to a plain name (patterns stay on
+/// the uncached function), without `mut`.
+fn wrapper_signature(sig: &Signature, args: &[Arg]) -> Signature {
+    let mut sig = sig.clone();
+    let mut args = args.iter();
+    for input in &mut sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => {
+                receiver.attrs.clear();
+                receiver.mutability = None;
+            }
+            FnArg::Typed(typed) => {
+                let Some(arg) = args.next() else { continue };
+                *typed = PatType {
+                    attrs: Vec::new(),
+                    pat: Box::new(Pat::Ident(PatIdent {
+                        attrs: Vec::new(),
+                        by_ref: None,
+                        mutability: None,
+                        ident: arg.binding.clone(),
+                        subpat: None,
+                    })),
+                    colon_token: typed.colon_token,
+                    ty: typed.ty.clone(),
+                };
+            }
+        }
+    }
+    sig
+}
