@@ -15,13 +15,14 @@ mod wrapper;
 
 use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote};
-use syn::{Item, ItemFn};
+use syn::ext::IdentExt;
+use syn::{Item, ItemFn, Visibility};
 
 use crate::ast::{CachedFn, Place};
 use crate::attr::Options;
 use crate::ctxt::Errors;
 use crate::{fallback, valid};
-use key::{CacheTypes, KeyPart, arg_key, receiver_key};
+use key::{CacheTypes, KeyPart, arg_key, custom_key, receiver_key};
 
 /// The attribute's entry point: a free `async fn`, or an `impl` block with marked methods.
 pub(crate) fn smart_cached(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -46,17 +47,23 @@ pub(crate) fn smart_cached(args: TokenStream, input: TokenStream) -> TokenStream
 //     pub async fn fetch(id: u64) -> .. { <the cached call, see `wrapper`> }
 //     pub fn fetch_cache() -> &'static AsyncSmartCache<(u64,), User, CacheError<ApiError>> { .. }
 //     pub async fn fetch_uncached(id: u64) -> Result<User, CacheError<ApiError>> { body }
+// A fn with a receiver or `Self` in its signature is a method whose `impl` block is unseen:
+// its items are written as associated items (see `Place::Method`).
 fn free_fn(args: TokenStream, item: ItemFn, input: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let options = Options::parse(args, &mut errors);
-    let function = CachedFn::new(
-        item.attrs,
-        item.vis,
-        item.sig,
-        *item.block,
-        options,
-        Place::Free,
-    );
+    let is_method = item
+        .sig
+        .inputs
+        .iter()
+        .any(|input| matches!(input, syn::FnArg::Receiver(_)))
+        || valid::names_self(&item.sig);
+    let place = if is_method {
+        Place::Method { self_ty: None }
+    } else {
+        Place::Free
+    };
+    let function = CachedFn::new(item.attrs, item.vis, item.sig, *item.block, options, place);
     valid::check(&function, &mut errors);
     match errors.finish() {
         Ok(()) => Generator::new(&function).items(),
@@ -69,8 +76,14 @@ struct Generator<'a> {
     function: &'a CachedFn,
     cache_fn: Ident,
     uncached_fn: Ident,
-    /// The `Self` type of a method, to write the items that cannot name `Self` (the
-    /// static and the wrapper's nested functions).
+    /// The visibility of the handle and of the uncached fn.
+    companion_vis: Visibility,
+    /// The body as an `async fn` of owned arguments and the route probe (see
+    /// [`Generator::route_fns`]): nested in the cached fn, or associated for a method.
+    body_fn: Ident,
+    route_fn: Ident,
+    /// The `Self` type of a method when the `impl` block's attribute gave it, to write the
+    /// static, which cannot name `Self`.
     self_ty: Option<TokenStream>,
     keys: Vec<KeyPart>,
     types: CacheTypes,
@@ -79,57 +92,109 @@ struct Generator<'a> {
 impl<'a> Generator<'a> {
     fn new(function: &'a CachedFn) -> Self {
         let ident = &function.sig.ident;
-        let self_ty = match &function.place {
-            Place::Free => None,
-            Place::Method { self_ty } => Some(self_ty.to_token_stream()),
+        let (self_ty, body_fn, route_fn) = match &function.place {
+            Place::Free => (
+                None,
+                format_ident!("__smartcache_body"),
+                format_ident!("__smartcache_route"),
+            ),
+            Place::Method { self_ty } => (
+                self_ty.as_ref().map(ToTokens::to_token_stream),
+                format_ident!("__smartcache_{}_body", ident.unraw()),
+                format_ident!("__smartcache_{}_route", ident.unraw()),
+            ),
         };
         let mut keys = Vec::new();
-        if let Some(receiver) = function.receiver.as_ref().filter(|r| !r.skipped) {
-            keys.push(receiver_key(receiver));
+        if let Some(key) = &function.options.key {
+            keys.push(custom_key(key, function));
+        } else {
+            if let Some(receiver) = function.receiver.as_ref().filter(|r| !r.skipped) {
+                keys.push(receiver_key(receiver));
+            }
+            keys.extend(function.args.iter().filter(|a| !a.skipped).map(arg_key));
         }
-        keys.extend(function.args.iter().filter(|a| !a.skipped).map(arg_key));
+        let options = &function.options;
+        let cache_fn = options
+            .handle
+            .clone()
+            .unwrap_or_else(|| format_ident!("{}_cache", ident.unraw(), span = ident.span()));
+        let uncached_fn = options
+            .uncached
+            .clone()
+            .unwrap_or_else(|| format_ident!("{}_uncached", ident.unraw(), span = ident.span()));
         Self {
             function,
-            cache_fn: format_ident!("{}_cache", ident, span = ident.span()),
-            uncached_fn: format_ident!("{}_uncached", ident, span = ident.span()),
+            cache_fn,
+            uncached_fn,
+            companion_vis: options
+                .companions
+                .clone()
+                .unwrap_or_else(|| function.vis.clone()),
+            body_fn,
+            route_fn,
             self_ty,
             keys,
             types: CacheTypes::of(&function.output),
         }
     }
 
-    /// The three items: the cached function, its cache handle, its uncached body.
+    /// The cached function, its cache handle, its uncached body (and, for a method, the
+    /// associated helpers of the shared route).
     fn items(&self) -> TokenStream {
         let wrapper = self.wrapper();
         let handle = self.handle();
         let uncached = self.uncached();
-        quote!(#wrapper #handle #uncached)
+        let helpers = match self.function.place {
+            Place::Method { .. } if self.uses_route() => self.route_fns(),
+            _ => TokenStream::new(),
+        };
+        quote!(#wrapper #handle #uncached #helpers)
+    }
+
+    /// Whether the cached fn picks its call form with the route probe: an `async fn` whose
+    /// body borrows nothing from its caller.
+    fn uses_route(&self) -> bool {
+        self.function.sig.asyncness.is_some() && !self.function.body_borrows()
+    }
+
+    fn is_method(&self) -> bool {
+        matches!(self.function.place, Place::Method { .. })
     }
 
     fn cache_type(&self) -> TokenStream {
         let keys = self.keys.iter().map(|key| &key.ty);
         let CacheTypes { value, error, .. } = &self.types;
-        quote!(::smartcache::AsyncSmartCache<(#(#keys,)*), #value, #error>)
-    }
-
-    /// The uncached function's path: `Self::x_uncached` for a method (spelled out when
-    /// `outside` is set, for nested items), `x_uncached` otherwise.
-    fn uncached_path(&self, outside: bool) -> TokenStream {
-        let uncached_fn = &self.uncached_fn;
-        match &self.self_ty {
-            Some(self_ty) if outside => quote!(<#self_ty>::#uncached_fn),
-            Some(_) => quote!(Self::#uncached_fn),
-            None => quote!(#uncached_fn),
+        match &self.function.options.key {
+            Some(_) => quote!(::smartcache::AsyncSmartCache<#(#keys)*, #value, #error>),
+            None => quote!(::smartcache::AsyncSmartCache<(#(#keys,)*), #value, #error>),
         }
     }
 
-    /// `tokens` with `Self` spelled out, for items nested in a method.
+    /// The path of a companion or helper `item`: `Self::item` for a method.
+    fn path_to(&self, item: &Ident) -> TokenStream {
+        if self.is_method() {
+            quote!(Self::#item)
+        } else {
+            quote!(#item)
+        }
+    }
+
+    /// `tokens` with `Self` spelled out, for the static of a method of a marked `impl`.
     fn outside_impl(&self, tokens: TokenStream) -> TokenStream {
         match &self.self_ty {
             Some(self_ty) => replace_self(tokens, self_ty),
             None => tokens,
         }
     }
+}
+
+/// Whether `tokens` name `Self`.
+fn names_self(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|tree| match tree {
+        TokenTree::Ident(ident) => ident == "Self",
+        TokenTree::Group(group) => names_self(group.stream()),
+        _ => false,
+    })
 }
 
 /// `tokens` with every `Self` replaced by `self_ty`.

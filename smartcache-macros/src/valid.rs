@@ -4,9 +4,12 @@
 
 use proc_macro2::Span;
 use syn::visit::{self, Visit};
-use syn::{Lifetime, ReturnType, Type, TypeImplTrait, TypeReference};
+use syn::{
+    GenericParam, Lifetime, ReturnType, Signature, Type, TypeImplTrait, TypeReference,
+    WherePredicate,
+};
 
-use crate::ast::{CachedFn, Output, Pass, Place};
+use crate::ast::{CachedFn, Output, Pass};
 use crate::ctxt::Errors;
 
 /// Records every reason why `function` cannot be cached.
@@ -19,11 +22,13 @@ pub(crate) fn check(function: &CachedFn, errors: &mut Errors) {
 
 fn check_signature(function: &CachedFn, errors: &mut Errors) {
     let sig = &function.sig;
-    if sig.asyncness.is_none() {
-        errors.spanned(
-            sig.fn_token,
-            "`#[smart_cached]` requires an `async fn`; for blocking code, use `AsyncSmartCache::get_or_compute_blocking`",
-        );
+    if let (None, ReturnType::Type(_, ty)) = (&sig.asyncness, &sig.output) {
+        if let Some(impl_trait) = find_impl_trait(ty) {
+            errors.spanned(
+                impl_trait,
+                "a fn returning `impl Future` cannot be cached; write it as an `async fn` returning the output type",
+            );
+        }
     }
     if let Some(constness) = &sig.constness {
         errors.spanned(constness, "a `const fn` cannot be cached");
@@ -35,13 +40,27 @@ fn check_signature(function: &CachedFn, errors: &mut Errors) {
         errors.spanned(abi, "an `extern` fn cannot be cached");
     }
     let generics = &sig.generics;
-    if !generics.params.is_empty() {
+    // Lifetimes are fine: the key and the value are owned, the static is for one set of types.
+    let lifetimes_only = generics
+        .params
+        .iter()
+        .all(|param| matches!(param, GenericParam::Lifetime(_)));
+    if !lifetimes_only {
         errors.spanned(
             generics,
             "a generic fn cannot be cached: its cache is one static, for one set of types",
         );
     } else if let Some(where_clause) = &generics.where_clause {
-        errors.spanned(where_clause, "a cached fn cannot have a `where` clause");
+        let bounds_types = where_clause
+            .predicates
+            .iter()
+            .any(|predicate| !matches!(predicate, WherePredicate::Lifetime(_)));
+        if bounds_types {
+            errors.spanned(
+                where_clause,
+                "a cached fn's `where` clause can only bound lifetimes",
+            );
+        }
     }
     for arg in &function.args {
         if let Some(impl_trait) = find_impl_trait(&arg.ty) {
@@ -51,32 +70,26 @@ fn check_signature(function: &CachedFn, errors: &mut Errors) {
             );
         }
     }
-    if matches!(function.place, Place::Free) {
-        check_free(function, errors);
-    }
-}
-
-/// A free function cannot be a method: methods need the `impl` block's attribute, which
-/// removes theirs before it can run on its own.
-fn check_free(function: &CachedFn, errors: &mut Errors) {
-    const HINT: &str = "a cached method needs `#[smart_cached]` on its `impl` block as well";
-    if let Some(receiver) = &function.receiver {
-        errors.spanned(&receiver.token, HINT);
-        return;
-    }
-    let mut finder = SelfFinder(None);
-    finder.visit_signature(&function.sig);
-    if let Some(span) = finder.0 {
-        errors.push(syn::Error::new(span, HINT));
-    }
 }
 
 fn check_skip(function: &CachedFn, errors: &mut Errors) {
+    if function.options.key.is_some() {
+        for name in &function.options.skip {
+            errors.spanned(
+                name,
+                "`skip` has no effect with a custom `key`, which leaves out every argument it does not use; remove it",
+            );
+        }
+        return;
+    }
     for name in &function.options.skip {
         let exists = if name == "self" {
             function.receiver.is_some()
         } else {
-            function.args.iter().any(|arg| arg.binding == *name)
+            function
+                .args
+                .iter()
+                .any(|arg| arg.binding == *name || arg.names.contains(name))
         };
         if !exists {
             errors.spanned(
@@ -191,6 +204,13 @@ fn find_impl_trait(ty: &Type) -> Option<&TypeImplTrait> {
     let mut finder = Finder(None);
     finder.visit_type(ty);
     finder.0
+}
+
+/// Whether `sig` names `Self` (a method, even without a receiver).
+pub(crate) fn names_self(sig: &Signature) -> bool {
+    let mut finder = SelfFinder(None);
+    finder.visit_signature(sig);
+    finder.0.is_some()
 }
 
 /// The first `Self` in a signature.

@@ -4,13 +4,14 @@
 //!
 //! Not a public API: hidden from the docs, it may change in any release.
 
+use std::any::{Any, TypeId};
 use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::Hash;
 use std::panic::resume_unwind;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub use std::borrow::{Borrow, ToOwned};
 pub use std::ffi::{CString, OsString};
@@ -160,6 +161,123 @@ pub fn transparent<V, E: ClonedError>(answer: Result<V, CacheError<E>>) -> Resul
         CacheError::Failed(error) | CacheError::Cached { error, .. } => Arc::unwrap_or_clone(error),
         CacheError::Panicked { message } => resume_unwind(Box::new(message)),
     })
+}
+
+/// The failure of an `Option` function: its `None`, cached like an error (negative caching).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Absent;
+
+/// `Some(v)` as the value `v`, `None` as the failure [`Absent`].
+///
+/// # Errors
+///
+/// [`Absent`] for `None`.
+pub fn present<V>(value: Option<V>) -> Result<V, Absent> {
+    value.ok_or(Absent)
+}
+
+/// The body of an `Option` function as a computation that fails with [`Absent`] on `None`.
+///
+/// # Errors
+///
+/// [`Absent`] for `None`.
+pub async fn present_later<F, V>(body: F) -> Result<V, Absent>
+where
+    F: Future<Output = Option<V>>,
+{
+    present(body.await)
+}
+
+/// `Option` functions: `Some` for a value, `None` for a `None`, fresh or cached; a panic of
+/// the body is raised again in the caller.
+#[must_use]
+pub fn optional<V>(answer: Result<V, CacheError<Absent>>) -> Option<V> {
+    match answer {
+        Ok(value) => Some(value),
+        Err(CacheError::Failed(_) | CacheError::Cached { .. }) => None,
+        Err(CacheError::Panicked { message }) => resume_unwind(Box::new(message)),
+    }
+}
+
+/// The registry name of a method whose `impl` block the attribute did not see:
+/// `path::Type::method`, from `type_name::<Self>()`.
+#[must_use]
+pub fn method_name(type_name: &str, method: &str) -> String {
+    format!("{type_name}::{method}")
+}
+
+/// The static behind the handle of a method whose cache type names `Self`, written where
+/// the macro cannot spell `Self` (a `static` cannot name it): the cache is stored
+/// type-erased, and found again by a downcast.
+///
+/// A hit costs one more indirection and a type check than a typed static (see the `hit`
+/// benchmark's method case). In a generic `impl` block, one static serves every
+/// instantiation: the first one's cache lives in the cell, the others' in a list under a
+/// lock (the slow path of an unsupported use, which stays correct).
+#[derive(Debug)]
+pub struct ErasedCache {
+    cell: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+/// The caches of the instantiations of generic `impl` blocks after the first, by static
+/// (its address) and type.
+static OTHER_INSTANTIATIONS: Mutex<Vec<(usize, TypeId, &'static (dyn Any + Send + Sync))>> =
+    Mutex::new(Vec::new());
+
+impl ErasedCache {
+    /// An empty cell.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            cell: OnceLock::new(),
+        }
+    }
+
+    /// The cache of type `C` in this cell, built by `build` on first use.
+    pub fn get_or_init<C: Any + Send + Sync>(
+        &'static self,
+        build: impl FnOnce() -> C,
+    ) -> &'static C {
+        let mut build = Some(build);
+        let stored = self.cell.get_or_init(|| {
+            let build = build.take().unwrap_or_else(|| unreachable!("built once"));
+            Box::new(build())
+        });
+        match stored.downcast_ref::<C>() {
+            Some(cache) => cache,
+            None => self.other_instantiation(build),
+        }
+    }
+
+    #[cold]
+    fn other_instantiation<C: Any + Send + Sync>(
+        &'static self,
+        build: Option<impl FnOnce() -> C>,
+    ) -> &'static C {
+        let address = std::ptr::from_ref(self) as usize;
+        let mut others = OTHER_INSTANTIATIONS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let found = others
+            .iter()
+            .find(|(at, ty, _)| *at == address && *ty == TypeId::of::<C>())
+            .and_then(|(_, _, cache)| cache.downcast_ref::<C>());
+        if let Some(cache) = found {
+            return cache;
+        }
+        let build = build.unwrap_or_else(|| unreachable!("the cell holds another type"));
+        // NOTE: built under the lock: building a cache registers it, which takes the
+        // registry's lock, never this one.
+        let cache: &'static C = Box::leak(Box::new(build()));
+        others.push((address, TypeId::of::<C>(), cache));
+        cache
+    }
+}
+
+impl Default for ErasedCache {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Infallible functions: the value; a panic of the body is raised again in the caller.

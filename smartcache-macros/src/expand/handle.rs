@@ -16,9 +16,11 @@ impl Generator<'_> {
     //             AsyncSmartCache::builder().retry_interval(Duration::new(60, 0)).name("users").build()
     //         })
     //     }
+    // A method whose cache type names `Self`, seen without its `impl` block, cannot spell
+    // that type in a static: its static holds the cache type-erased (see `ErasedCache`).
     pub(super) fn handle(&self) -> TokenStream {
         let function = self.function;
-        let vis = &function.vis;
+        let vis = &self.companion_vis;
         let cfg = &function.attrs.cfg;
         let cache_fn = &self.cache_fn;
         let cache_type = self.cache_type();
@@ -38,13 +40,23 @@ impl Generator<'_> {
         });
         let name = self.registry_name();
         let doc = self.handle_doc();
+        let static_item = if self.self_ty.is_none() && super::names_self(cache_type.clone()) {
+            quote! {
+                static __SMARTCACHE: ::smartcache::__private::ErasedCache =
+                    ::smartcache::__private::ErasedCache::new();
+            }
+        } else {
+            quote! {
+                static __SMARTCACHE: ::smartcache::__private::OnceLock<#static_type> =
+                    ::smartcache::__private::OnceLock::new();
+            }
+        };
         quote! {
             #[doc = #doc]
             #(#cfg)*
             #[must_use]
             #vis fn #cache_fn() -> &'static #cache_type {
-                static __SMARTCACHE: ::smartcache::__private::OnceLock<#static_type> =
-                    ::smartcache::__private::OnceLock::new();
+                #static_item
                 __SMARTCACHE.get_or_init(|| {
                     ::smartcache::AsyncSmartCache::builder()
                         #retry
@@ -63,6 +75,12 @@ impl Generator<'_> {
             return name.to_token_stream();
         }
         let ident = self.function.sig.ident.to_string();
+        if self.is_method() && self.self_ty.is_none() {
+            // The `impl` block is unseen: the type's name comes from the compiler.
+            return quote! {
+                ::smartcache::__private::method_name(::core::any::type_name::<Self>(), #ident)
+            };
+        }
         let ty = self
             .self_ty
             .as_ref()
@@ -74,6 +92,7 @@ impl Generator<'_> {
     fn handle_doc(&self) -> String {
         let labels: Vec<&str> = self.keys.iter().map(|key| key.label.as_str()).collect();
         let key = match labels.as_slice() {
+            [custom] if self.function.options.key.is_some() => format!("`{custom}` (a custom key)"),
             [single] => format!("`({single},)`"),
             labels => format!("`({})`", labels.join(", ")),
         };

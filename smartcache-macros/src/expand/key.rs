@@ -7,7 +7,8 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::Type;
 use syn::spanned::Spanned;
 
-use crate::ast::{Arg, Output, Pass, SelfArg};
+use crate::ast::{Arg, CachedFn, Output, Pass, SelfArg};
+use crate::attr::CustomKey;
 
 /// One element of the key tuple.
 pub(super) struct KeyPart {
@@ -60,6 +61,11 @@ impl CacheTypes {
                 error: quote!(::core::convert::Infallible),
                 checks: vec![check("check_value", value)],
             },
+            Output::Optional { value } => Self {
+                value: value.to_token_stream(),
+                error: quote!(::smartcache::__private::Absent),
+                checks: vec![check("check_value", value)],
+            },
         }
     }
 }
@@ -70,6 +76,58 @@ fn check(function: &str, ty: &impl ToTokens) -> TokenStream {
     let span = ty.span();
     let function = Ident::new(function, span);
     quote_spanned!(span=> ::smartcache::__private::#function::<#ty>())
+}
+
+// Input:
+//     #[smart_cached(key: String = format!("{id}/{}", state.region))]
+//     async fn price(id: u64, State(state): State<AppState>) -> u64 { .. }
+// Output (the key, in the cached fn):
+//     {
+//         let id = &id;
+//         let State(state) = &__smartcache_arg1;
+//         format!("{id}/{}", state.region)
+//     }
+/// The key given by `key: Type = expr`: the expression, evaluated over the arguments by
+/// reference, as their patterns bind them.
+pub(super) fn custom_key(key: &CustomKey, function: &CachedFn) -> KeyPart {
+    let CustomKey { ty, expr, .. } = key;
+    let span = ty.span();
+    let lets = function.args.iter().map(|arg| {
+        let pat = plain_bindings(&arg.pat);
+        let binding = &arg.binding;
+        quote! {
+            #[allow(unused_variables)]
+            let #pat = &#binding;
+        }
+    });
+    KeyPart {
+        label: quote!(#ty).to_string(),
+        ty: ty.to_token_stream(),
+        check: quote_spanned!(span=> ::smartcache::__private::check_key::<#ty>()),
+        expr: quote_spanned! {span=>
+            {
+                #(#lets)*
+                let __smartcache_key: #ty = #expr;
+                __smartcache_key
+            }
+        },
+    }
+}
+
+/// `pat` without `mut` and `ref`, as a pattern matched against a reference (where the
+/// binding mode is already `ref`).
+fn plain_bindings(pat: &syn::Pat) -> syn::Pat {
+    struct Strip;
+    impl syn::visit_mut::VisitMut for Strip {
+        fn visit_pat_ident_mut(&mut self, pat: &mut syn::PatIdent) {
+            pat.by_ref = None;
+            pat.mutability = None;
+            syn::visit_mut::visit_pat_ident_mut(self, pat);
+        }
+    }
+    let mut pat = pat.clone();
+    syn::visit_mut::VisitMut::visit_pat_mut(&mut Strip, &mut pat);
+    pat
 }
 
 pub(super) fn receiver_key(receiver: &SelfArg) -> KeyPart {

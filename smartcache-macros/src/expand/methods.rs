@@ -73,7 +73,7 @@ fn cached_method(mut method: ImplItemFn, self_ty: &Type, errors: &mut Errors) ->
         method.block,
         options,
         Place::Method {
-            self_ty: Box::new(self_ty.clone()),
+            self_ty: Some(Box::new(self_ty.clone())),
         },
     );
     valid::check(&function, &mut method_errors);

@@ -45,17 +45,24 @@ impl Generator<'_> {
             .iter()
             .map(|key| &key.check)
             .chain(&self.types.checks);
-        let cache_fn = &self.cache_fn;
-        let cache_call = match function.place {
-            Place::Free => quote!(#cache_fn()),
-            Place::Method { .. } => quote!(Self::#cache_fn()),
+        let cache_call = self.path_to(&self.cache_fn);
+        let key = match &function.options.key {
+            Some(_) => self.keys.iter().map(|key| key.expr.clone()).collect(),
+            None => {
+                let key_exprs = self.keys.iter().map(|key| &key.expr);
+                quote!((#(#key_exprs,)*))
+            }
         };
-        let key_exprs = self.keys.iter().map(|key| &key.expr);
-        let local_call = self.local_call();
-        let (nested, call) = if function.body_borrows() {
-            (TokenStream::new(), local_call)
+        let (nested, call) = if function.sig.asyncness.is_none() {
+            (TokenStream::new(), self.blocking_call())
+        } else if self.uses_route() {
+            let nested = match function.place {
+                Place::Free => self.route_fns(),
+                Place::Method { .. } => TokenStream::new(),
+            };
+            (nested, self.routed_call(&self.local_call()))
         } else {
-            (self.nested_fns(), self.routed_call(&local_call))
+            (TokenStream::new(), self.local_call())
         };
         let answer = match function.output {
             Output::Full { .. } => quote!(::smartcache::__private::full),
@@ -63,14 +70,15 @@ impl Generator<'_> {
                 quote!(::smartcache::__private::transparent)
             }
             Output::Infallible { .. } => quote!(::smartcache::__private::infallible),
+            Output::Optional { .. } => quote!(::smartcache::__private::optional),
         };
         quote! {
             #(#attrs)*
             #vis #sig {
                 #nested
                 #(#checks;)*
-                let __smartcache_cache = ::smartcache::__private::Checked(#cache_call).cache();
-                let __smartcache_key = (#(#key_exprs,)*);
+                let __smartcache_cache = ::smartcache::__private::Checked(#cache_call()).cache();
+                let __smartcache_key = #key;
                 let __smartcache_answer = #call;
                 #answer(__smartcache_answer)
             }
@@ -102,17 +110,10 @@ impl Generator<'_> {
 
     /// `cache.get_or_compute(key, move || <body>).await`: the caller polls the body.
     fn local_call(&self) -> TokenStream {
-        let uncached = self.uncached_path(false);
-        let receiver = self.function.receiver.as_ref().map(|_| quote!(self));
-        let args = receiver.into_iter().chain(
-            self.function
-                .args
-                .iter()
-                .map(|arg| arg.binding.to_token_stream()),
-        );
-        let body = quote!(#uncached(#(#args),*));
+        let body = self.uncached_call();
         let body = match self.function.output {
             Output::Infallible { .. } => quote!(::smartcache::__private::never_fails(#body)),
+            Output::Optional { .. } => quote!(::smartcache::__private::present_later(#body)),
             _ => body,
         };
         quote! {
@@ -120,6 +121,35 @@ impl Generator<'_> {
                 .get_or_compute(__smartcache_key, move || #body)
                 .await
         }
+    }
+
+    /// `cache.get_or_compute_blocking(key, move || <body>)`: a sync fn, single-flight
+    /// across threads.
+    fn blocking_call(&self) -> TokenStream {
+        let body = self.uncached_call();
+        let body = match self.function.output {
+            Output::Infallible { .. } => quote! {
+                ::core::result::Result::<_, ::core::convert::Infallible>::Ok(#body)
+            },
+            Output::Optional { .. } => quote!(::smartcache::__private::present(#body)),
+            _ => body,
+        };
+        quote! {
+            __smartcache_cache.get_or_compute_blocking(__smartcache_key, move || #body)
+        }
+    }
+
+    /// `fetch_uncached(self, id, name)`: the body, with the cached fn's arguments.
+    fn uncached_call(&self) -> TokenStream {
+        let uncached = self.path_to(&self.uncached_fn);
+        let receiver = self.function.receiver.as_ref().map(|_| quote!(self));
+        let args = receiver.into_iter().chain(
+            self.function
+                .args
+                .iter()
+                .map(|arg| arg.binding.to_token_stream()),
+        );
+        quote!(#uncached(#(#args),*))
     }
 
     /// The shared call when the body's future is `Send`, else the local one.
@@ -132,12 +162,13 @@ impl Generator<'_> {
                     Pass::Ref if !arg.skipped => owned_copy(arg),
                     _ => arg.binding.to_token_stream(),
                 }));
+        let route = self.path_to(&self.route_fn);
         quote! {
-            match __smartcache_route(::core::option::Option::None) {
+            match #route(::core::option::Option::None) {
                 ::smartcache::__private::Route::Shared(_) => {
                     __smartcache_cache
                         .get_or_compute_shared(__smartcache_key, move || {
-                            ::smartcache::__private::shared_future(__smartcache_route(
+                            ::smartcache::__private::shared_future(#route(
                                 ::core::option::Option::Some((#(#args,)*)),
                             ))
                         })
@@ -148,10 +179,17 @@ impl Generator<'_> {
         }
     }
 
-    /// The body as a free-standing `async fn` of owned arguments (so that its future is
-    /// `'static`, and its `Send` is known inside `__smartcache_route`), and the route probe.
-    /// Nested items cannot name `Self`: a method's is spelled out.
-    fn nested_fns(&self) -> TokenStream {
+    // Output (a free fn: nested in the cached fn; a method: associated, hidden):
+    //     async fn __smartcache_body(p0: u64, p1: String) -> Result<V, E> {
+    //         fetch_uncached(p0, Borrow::borrow(&p1)).await
+    //     }
+    //     fn __smartcache_route(args: Option<(u64, String)>) -> Route<Result<V, E>> {
+    //         (&Probe::new(args, |(p0, p1)| __smartcache_body(p0, p1))).route()
+    //     }
+    /// The body as an `async fn` of owned arguments (so that its future is `'static`, and
+    /// its `Send` is known inside the route fn, which is outside the cached fn's body), and
+    /// the route probe.
+    pub(super) fn route_fns(&self) -> TokenStream {
         let function = self.function;
         let mut params = Vec::new();
         let mut borrowed = Vec::new();
@@ -178,31 +216,41 @@ impl Generator<'_> {
                 quote!(#name)
             }
         });
-        let uncached = self.uncached_path(true);
+        let uncached = self.path_to(&self.uncached_fn);
         let call = quote!(#uncached(#(#call_args),*).await);
         let body = match function.output {
             Output::Infallible { .. } => quote!(::core::result::Result::Ok(#call)),
+            Output::Optional { .. } => quote!(::smartcache::__private::present(#call)),
             _ => call,
         };
         let CacheTypes { value, error, .. } = &self.types;
         let output = quote!(::core::result::Result<#value, #error>);
-        let tokens = quote! {
-            async fn __smartcache_body(#(#names: #params),*) -> #output {
+        let (body_fn, route_fn) = (&self.body_fn, &self.route_fn);
+        let body_path = self.path_to(body_fn);
+        let (hidden, cfg) = match function.place {
+            Place::Free => (None, &[][..]),
+            Place::Method { .. } => (Some(quote!(#[doc(hidden)])), &function.attrs.cfg[..]),
+        };
+        quote! {
+            #hidden
+            #(#cfg)*
+            async fn #body_fn(#(#names: #params),*) -> #output {
                 #body
             }
-            fn __smartcache_route(
+            #hidden
+            #(#cfg)*
+            fn #route_fn(
                 __smartcache_args: ::core::option::Option<(#(#params,)*)>,
             ) -> ::smartcache::__private::Route<#output> {
                 #[allow(unused_imports)]
                 use ::smartcache::__private::{ViaLocal as _, ViaShared as _};
                 let __smartcache_probe = ::smartcache::__private::Probe::new(
                     __smartcache_args,
-                    |(#(#names,)*)| __smartcache_body(#(#names),*),
+                    |(#(#names,)*)| #body_path(#(#names),*),
                 );
                 (&__smartcache_probe).route()
             }
-        };
-        self.outside_impl(tokens)
+        }
     }
 }
 
