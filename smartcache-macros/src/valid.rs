@@ -18,6 +18,29 @@ pub(crate) fn check(function: &CachedFn, errors: &mut Errors) {
     check_skip(function, errors);
     check_key(function, errors);
     check_output(function, errors);
+    check_companion_names(function, errors);
+}
+
+/// `handle = ..` and `uncached = ..` must not take the cached fn's name, nor each other's.
+fn check_companion_names(function: &CachedFn, errors: &mut Errors) {
+    let options = &function.options;
+    let fn_name = &function.sig.ident;
+    for name in options.handle.iter().chain(&options.uncached) {
+        if name == fn_name {
+            errors.spanned(
+                name,
+                format!("`{name}` is the cached fn's own name; give its companion another"),
+            );
+        }
+    }
+    if let (Some(handle), Some(uncached)) = (&options.handle, &options.uncached) {
+        if handle == uncached {
+            errors.spanned(
+                uncached,
+                format!("`{uncached}` is already the handle's name; give the uncached fn another"),
+            );
+        }
+    }
 }
 
 fn check_signature(function: &CachedFn, errors: &mut Errors) {
