@@ -123,6 +123,7 @@ const MIGRATION_HINTS: [(&str, &str); 16] = [
 ];
 
 /// One option as written: a `key: Type = expr`, or any other as a [`Meta`].
+#[allow(clippy::large_enum_variant, reason = "a handful, parsed once per fn")]
 enum RawOption {
     Key(CustomKey),
     Meta(Meta),

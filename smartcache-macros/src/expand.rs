@@ -75,6 +75,8 @@ fn free_fn(args: TokenStream, item: ItemFn, input: TokenStream) -> TokenStream {
 struct Generator<'a> {
     function: &'a CachedFn,
     cache_fn: Ident,
+    /// The hidden fn holding the static, which the cached fn calls.
+    static_fn: Ident,
     uncached_fn: Ident,
     /// The visibility of the handle and of the uncached fn.
     companion_vis: Visibility,
@@ -124,6 +126,7 @@ impl<'a> Generator<'a> {
             .unwrap_or_else(|| format_ident!("{}_uncached", ident.unraw(), span = ident.span()));
         Self {
             function,
+            static_fn: format_ident!("__smartcache_{}_cache", ident.unraw()),
             cache_fn,
             uncached_fn,
             companion_vis: options
@@ -164,9 +167,10 @@ impl<'a> Generator<'a> {
     fn cache_type(&self) -> TokenStream {
         let keys = self.keys.iter().map(|key| &key.ty);
         let CacheTypes { value, error, .. } = &self.types;
-        match &self.function.options.key {
-            Some(_) => quote!(::smartcache::AsyncSmartCache<#(#keys)*, #value, #error>),
-            None => quote!(::smartcache::AsyncSmartCache<(#(#keys,)*), #value, #error>),
+        if self.function.options.key.is_some() {
+            quote!(::smartcache::AsyncSmartCache<#(#keys)*, #value, #error>)
+        } else {
+            quote!(::smartcache::AsyncSmartCache<(#(#keys,)*), #value, #error>)
         }
     }
 

@@ -159,6 +159,9 @@ fn check_key(function: &CachedFn, errors: &mut Errors) {
 fn check_output(function: &CachedFn, errors: &mut Errors) {
     if let ReturnType::Type(_, ty) = &function.sig.output {
         if let Some(impl_trait) = find_impl_trait(ty) {
+            if function.sig.asyncness.is_none() {
+                return; // reported as a fn that should be `async`
+            }
             errors.spanned(
                 impl_trait,
                 "an `impl Trait` return type cannot be cached; name a concrete type",
@@ -170,12 +173,51 @@ fn check_output(function: &CachedFn, errors: &mut Errors) {
             ));
         }
     }
+    if let Output::Transparent { error, .. } = &function.output {
+        check_boxed_error(error, errors);
+    }
     if let (Output::Infallible { .. }, Some((_, span))) = (&function.output, function.options.retry)
     {
         errors.push(syn::Error::new(
             span,
             "`retry` applies to failures, and this fn cannot fail: its return type is not a `Result`",
         ));
+    }
+}
+
+/// `Box<dyn Error>` without `Send + Sync` cannot be shared between threads, as a cached
+/// error is.
+fn check_boxed_error(error: &Type, errors: &mut Errors) {
+    let Type::Path(path) = error else { return };
+    let Some(last) = path.path.segments.last() else {
+        return;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return;
+    };
+    let Some(syn::GenericArgument::Type(Type::TraitObject(object))) = args.args.first() else {
+        return;
+    };
+    if last.ident != "Box" {
+        return;
+    }
+    let names: Vec<String> = object
+        .bounds
+        .iter()
+        .filter_map(|bound| match bound {
+            syn::TypeParamBound::Trait(bound) => {
+                bound.path.segments.last().map(|s| s.ident.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    let is_error = names.iter().any(|name| name == "Error");
+    let shared = names.iter().any(|name| name == "Send") && names.iter().any(|name| name == "Sync");
+    if is_error && !shared {
+        errors.spanned(
+            object,
+            "a cached error is shared between threads; write `Box<dyn Error + Send + Sync>`",
+        );
     }
 }
 

@@ -61,6 +61,7 @@ mod builder;
 mod cache;
 mod clock;
 mod error;
+mod fitness;
 mod flight;
 #[cfg(feature = "metrics")]
 pub mod metrics;

@@ -21,6 +21,11 @@ pub use std::sync::OnceLock;
 pub use std::time::Duration;
 pub use std::vec::Vec;
 
+pub use crate::fitness::{
+    CacheFits, CacheProbe, CacheUnfit, ErrorCloned, ErrorProbe, ErrorUnfit, Fits, HandsBack,
+    KeyFits, KeyProbe, KeyUnfit, SharedError, Unfit, Unusable, check_custom_key, check_hand_back,
+    check_key_arg, check_key_receiver,
+};
 pub use crate::{AsyncSmartCache, CacheError};
 
 /// A type that can be (part of) a cache key. Implemented for every type that qualifies.
@@ -88,7 +93,6 @@ pub const fn check_alias<R>()
 where
     R: Fallible,
     R::Value: CachedValue,
-    R::Error: ClonedError,
 {
 }
 

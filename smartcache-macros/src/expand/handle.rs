@@ -11,11 +11,16 @@ impl Generator<'_> {
     //     pub async fn fetch(id: u64) -> Result<User, CacheError<ApiError>> { .. }
     // Output:
     //     pub fn fetch_cache() -> &'static AsyncSmartCache<(u64,), User, CacheError<ApiError>> {
+    //         __smartcache_fetch_cache()
+    //     }
+    //     fn __smartcache_fetch_cache() -> &'static AsyncSmartCache<..> {
     //         static __SMARTCACHE: OnceLock<AsyncSmartCache<..>> = OnceLock::new();
     //         __SMARTCACHE.get_or_init(|| {
     //             AsyncSmartCache::builder().retry_interval(Duration::new(60, 0)).name("users").build()
     //         })
     //     }
+    // The cached fn calls the hidden fn, which the user's items cannot shadow: a clash with
+    // the handle's name is then one error, E0428, on the attribute.
     // A method whose cache type names `Self`, seen without its `impl` block, cannot spell
     // that type in a static: its static holds the cache type-erased (see `ErasedCache`).
     pub(super) fn handle(&self) -> TokenStream {
@@ -38,6 +43,8 @@ impl Generator<'_> {
             let capacity = Literal::u64_unsuffixed(capacity);
             quote!(.max_capacity(#capacity))
         });
+        let static_fn = &self.static_fn;
+        let static_fn_path = self.path_to(static_fn);
         let name = self.registry_name();
         let doc = self.handle_doc();
         let static_item = if self.self_ty.is_none() && super::names_self(cache_type.clone()) {
@@ -55,10 +62,20 @@ impl Generator<'_> {
             #[doc = #doc]
             #(#cfg)*
             #[must_use]
+            #[inline]
             #vis fn #cache_fn() -> &'static #cache_type {
+                #static_fn_path()
+            }
+
+            #[doc(hidden)]
+            #(#cfg)*
+            fn #static_fn() -> &'static #cache_type {
                 #static_item
                 __SMARTCACHE.get_or_init(|| {
-                    ::smartcache::AsyncSmartCache::builder()
+                    #[allow(unused_imports)]
+                    use ::smartcache::__private::{CacheFits as _, CacheUnfit as _};
+                    (&::smartcache::__private::CacheProbe::<#cache_type>::new())
+                        .builder()
                         #retry
                         #ttl
                         #capacity

@@ -2,7 +2,7 @@
 //! error types, from the return type; each with the check that reports a type that cannot
 //! be cached on the user's token.
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::Type;
 use syn::spanned::Spanned;
@@ -40,20 +40,18 @@ impl CacheTypes {
             Output::Transparent { value, error } => Self {
                 value: value.to_token_stream(),
                 error: error.to_token_stream(),
-                checks: vec![
-                    check("check_value", value),
-                    check("check_cloned_error", error),
-                ],
+                checks: vec![check("check_value", value), hand_back_check(error)],
             },
             Output::Alias { result } => {
                 let span = result.span();
                 let fallible = quote_spanned!(span=> ::smartcache::__private::Fallible);
                 let value = quote_spanned!(span=> <#result as #fallible>::Value);
                 let error = quote_spanned!(span=> <#result as #fallible>::Error);
+                let checks = vec![check("check_alias", result), hand_back_check(&error)];
                 Self {
                     value,
                     error,
-                    checks: vec![check("check_alias", result)],
+                    checks,
                 }
             }
             Output::Infallible { value } => Self {
@@ -67,6 +65,16 @@ impl CacheTypes {
                 checks: vec![check("check_value", value)],
             },
         }
+    }
+}
+
+/// The check that a transparent fn can hand a cached error back as its `error` type.
+fn hand_back_check(error: &impl ToTokens) -> TokenStream {
+    let span = error.span();
+    quote_spanned! {span=>
+        ::smartcache::__private::check_hand_back::<#error, _>(
+            (&::smartcache::__private::ErrorProbe::<#error>::new()).verdict(),
+        )
     }
 }
 
@@ -103,7 +111,7 @@ pub(super) fn custom_key(key: &CustomKey, function: &CachedFn) -> KeyPart {
     KeyPart {
         label: quote!(#ty).to_string(),
         ty: ty.to_token_stream(),
-        check: quote_spanned!(span=> ::smartcache::__private::check_key::<#ty>()),
+        check: key_check(ty, span, "check_custom_key"),
         expr: quote_spanned! {span=>
             {
                 #(#lets)*
@@ -138,8 +146,8 @@ pub(super) fn receiver_key(receiver: &SelfArg) -> KeyPart {
     KeyPart {
         label: "self".to_owned(),
         ty: ty.to_token_stream(),
-        check: quote_spanned!(span=> ::smartcache::__private::check_key::<#ty>()),
-        expr: quote_spanned!(span=> <#ty as ::smartcache::__private::CacheKey>::key_clone(#borrow #self_token)),
+        check: key_check(ty, span, "check_key_receiver"),
+        expr: quote_spanned!(span=> (&::smartcache::__private::KeyProbe::<#ty>::new()).key_clone(#borrow #self_token)),
     }
 }
 
@@ -151,15 +159,30 @@ pub(super) fn arg_key(arg: &Arg) -> KeyPart {
         // `&mut` key arguments are rejected by `valid`.
         Pass::Value | Pass::MutRef => {
             let ty = &arg.ty;
-            let expr = quote_spanned!(span=> <#ty as ::smartcache::__private::CacheKey>::key_clone(&#binding));
+            let expr = quote_spanned!(span=> (&::smartcache::__private::KeyProbe::<#ty>::new()).key_clone(&#binding));
             (ty.to_token_stream(), expr)
         }
     };
     KeyPart {
         label: binding.to_string(),
-        check: quote_spanned!(span=> ::smartcache::__private::check_key::<#ty>()),
+        check: key_check(&ty, span, "check_key_arg"),
         ty,
         expr,
+    }
+}
+
+// Output (for `pool: Pool`, spanned on `Pool`):
+//     check_key_arg::<Pool, _>((&KeyProbe::<Pool>::new()).verdict())
+/// The check of a key type, in the cached fn: the probe's verdict is `Fits` only if `ty` can
+/// be a key, and a verdict that is not fails the bound of `check`'s helper trait, whose
+/// message names the fix (`skip(..)`): one error, on the argument's type, with no suggestion
+/// to derive `Hash` on a connection pool.
+fn key_check(ty: &impl ToTokens, span: Span, check: &str) -> TokenStream {
+    let check = Ident::new(check, span);
+    quote_spanned! {span=>
+        ::smartcache::__private::#check::<#ty, _>(
+            (&::smartcache::__private::KeyProbe::<#ty>::new()).verdict(),
+        )
     }
 }
 
@@ -185,7 +208,7 @@ pub(super) fn owned_copy(arg: &Arg) -> TokenStream {
     if unsized_kind(elem).is_some() {
         quote_spanned!(span=> ::smartcache::__private::ToOwned::to_owned(#binding))
     } else {
-        quote_spanned!(span=> <#elem as ::smartcache::__private::CacheKey>::key_clone(#binding))
+        quote_spanned!(span=> (&::smartcache::__private::KeyProbe::<#elem>::new()).key_clone(#binding))
     }
 }
 

@@ -45,13 +45,12 @@ impl Generator<'_> {
             .iter()
             .map(|key| &key.check)
             .chain(&self.types.checks);
-        let cache_call = self.path_to(&self.cache_fn);
-        let key = match &function.options.key {
-            Some(_) => self.keys.iter().map(|key| key.expr.clone()).collect(),
-            None => {
-                let key_exprs = self.keys.iter().map(|key| &key.expr);
-                quote!((#(#key_exprs,)*))
-            }
+        let cache_call = self.path_to(&self.static_fn);
+        let key_exprs = self.keys.iter().map(|key| &key.expr);
+        let key = if function.options.key.is_some() {
+            quote!(#(#key_exprs)*)
+        } else {
+            quote!((#(#key_exprs,)*))
         };
         let (nested, call) = if function.sig.asyncness.is_none() {
             (TokenStream::new(), self.blocking_call())
@@ -64,20 +63,28 @@ impl Generator<'_> {
         } else {
             (TokenStream::new(), self.local_call())
         };
+        let error = &self.types.error;
         let answer = match function.output {
             Output::Full { .. } => quote!(::smartcache::__private::full),
-            Output::Transparent { .. } | Output::Alias { .. } => {
-                quote!(::smartcache::__private::transparent)
-            }
+            Output::Transparent { .. } | Output::Alias { .. } => quote! {
+                (&::smartcache::__private::ErrorProbe::<#error>::new()).hand_back
+            },
             Output::Infallible { .. } => quote!(::smartcache::__private::infallible),
             Output::Optional { .. } => quote!(::smartcache::__private::optional),
         };
+        let cache_type = self.cache_type();
         quote! {
             #(#attrs)*
             #vis #sig {
+                #[allow(unused_imports)]
+                use ::smartcache::__private::{
+                    CacheFits as _, CacheUnfit as _, ErrorCloned as _, ErrorUnfit as _,
+                    KeyFits as _, KeyUnfit as _,
+                };
                 #nested
                 #(#checks;)*
-                let __smartcache_cache = ::smartcache::__private::Checked(#cache_call()).cache();
+                let __smartcache_cache = (&::smartcache::__private::CacheProbe::<#cache_type>::new())
+                    .cache(#cache_call());
                 let __smartcache_key = #key;
                 let __smartcache_answer = #call;
                 #answer(__smartcache_answer)
