@@ -25,6 +25,12 @@ pub struct Fits;
 #[derive(Debug)]
 pub struct Unfit;
 
+/// No verdict: the second impl of each check's trait, so that the compiler takes the verdict
+/// from the probe's answer instead of from the one impl (which would report a mismatch of
+/// `Fits` and `Unfit` rather than the check's message).
+#[derive(Debug)]
+pub enum Undecided {}
+
 /// The probe of a type `T` as (part of) a key.
 pub struct KeyProbe<T: ?Sized>(PhantomData<fn() -> *const T>);
 
@@ -91,6 +97,7 @@ impl<T> KeyUnfit<T> for &KeyProbe<T> {
 pub trait KeyArg<Verdict> {}
 
 impl<T: ?Sized> KeyArg<Fits> for T {}
+impl<T: ?Sized> KeyArg<Undecided> for T {}
 
 /// Reports, on the argument, a type that cannot be part of the key.
 pub fn check_key_arg<T: ?Sized + KeyArg<Verdict>, Verdict>(_: Verdict) {}
@@ -104,6 +111,7 @@ pub fn check_key_arg<T: ?Sized + KeyArg<Verdict>, Verdict>(_: Verdict) {}
 pub trait KeyReceiver<Verdict> {}
 
 impl<T: ?Sized> KeyReceiver<Fits> for T {}
+impl<T: ?Sized> KeyReceiver<Undecided> for T {}
 
 /// Reports, on `self`, a receiver that cannot be part of the key.
 pub fn check_key_receiver<T: ?Sized + KeyReceiver<Verdict>, Verdict>(_: Verdict) {}
@@ -117,6 +125,7 @@ pub fn check_key_receiver<T: ?Sized + KeyReceiver<Verdict>, Verdict>(_: Verdict)
 pub trait CustomKey<Verdict> {}
 
 impl<T: ?Sized> CustomKey<Fits> for T {}
+impl<T: ?Sized> CustomKey<Undecided> for T {}
 
 /// Reports, on the type of `key: Type = expr`, a type that cannot be a key.
 pub fn check_custom_key<T: ?Sized + CustomKey<Verdict>, Verdict>(_: Verdict) {}
@@ -316,6 +325,7 @@ impl<E> ErrorUnfit<E> for &ErrorProbe<E> {
 pub trait HandsBack<Verdict> {}
 
 impl<E: ?Sized> HandsBack<Fits> for E {}
+impl<E: ?Sized> HandsBack<Undecided> for E {}
 
 /// Reports, on the return type, an error type that a transparent fn cannot hand back.
 pub fn check_hand_back<E: ?Sized + HandsBack<Verdict>, Verdict>(_: Verdict) {}
