@@ -3,9 +3,16 @@
 //!
 //! Generated code names everything by absolute path (`::smartcache::__private::..`,
 //! `::core::..`) and its own locals with a `__smartcache_` prefix. The cached function starts
-//! with a check per type (`check_key::<T>()`, ..), spanned on the user's tokens, so that a
-//! type that cannot be cached is reported on the argument or return type at fault, with the
-//! hint of the helper trait's `#[diagnostic::on_unimplemented]`.
+//! with a check per type (`check_key_arg::<T, _>(verdict)`, `check_value::<V>()`, ..),
+//! spanned on the user's tokens, so that a type that cannot be cached is reported on the
+//! argument or return type at fault, with the hint of the helper trait's
+//! `#[diagnostic::on_unimplemented]`. Everything after the checks goes through the fitness
+//! probes of `smartcache::__private`, whose fallbacks have no bounds: a type that cannot be
+//! cached gives that one error and no other.
+//!
+//! One file per generated item: `wrapper` (the cached fn), `handle` (`<fn>_cache` and its
+//! static), `uncached` (`<fn>_uncached`), `key` (the key and the cache's types, with their
+//! checks), `methods` (an `impl` block under the attribute).
 
 mod handle;
 mod key;

@@ -56,6 +56,8 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub, missing_debug_implementations)]
 
+#[cfg(feature = "anyhow")]
+mod anyhow_impl;
 mod blocking;
 mod builder;
 mod cache;

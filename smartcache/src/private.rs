@@ -30,13 +30,8 @@ pub use crate::{AsyncSmartCache, CacheError};
 
 /// A type that can be (part of) a cache key. Implemented for every type that qualifies.
 ///
-/// The generated code calls [`check_key`] for each key argument, spanned on the argument's
-/// type: a type that does not qualify is reported there, with the hint below.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be part of a cache key",
-    label = "this argument is part of the key",
-    note = "a key argument must be `Hash + Eq + Clone + Send + Sync + 'static`; leave it out of the key with `skip(..)`"
-)]
+/// The generated code checks each key argument with [`check_key_arg`] and the key probe,
+/// spanned on the argument's type: a type that does not qualify is reported there.
 pub trait CacheKey: Hash + Eq + Clone + Send + Sync + 'static {
     /// A copy of the argument for the key.
     #[must_use]
@@ -76,17 +71,11 @@ pub trait ClonedError: Clone + Send + Sync + 'static {}
 
 impl<E: Clone + Send + Sync + 'static> ClonedError for E {}
 
-/// Reports, on the argument, a key argument type that is not a [`CacheKey`].
-pub const fn check_key<T: CacheKey>() {}
-
 /// Reports, on the return type, a value type that is not a [`CachedValue`].
 pub const fn check_value<T: CachedValue>() {}
 
 /// Reports, on the return type, an error type that is not a [`CachedError`].
 pub const fn check_error<E: CachedError>() {}
-
-/// Reports, on the return type, an error type that is not a [`ClonedError`].
-pub const fn check_cloned_error<E: ClonedError>() {}
 
 /// Reports, on the return type, a `Result` alias whose parts cannot be cached.
 pub const fn check_alias<R>()
@@ -94,22 +83,6 @@ where
     R: Fallible,
     R::Value: CachedValue,
 {
-}
-
-/// A generated function's cache, as the function uses it.
-///
-/// Taken through [`Checked::cache`], whose bounds fail (once, and then silence the errors of
-/// the code that uses the cache) when a type cannot be cached: the first error, on the type
-/// at fault, comes from the `check_*` functions.
-#[derive(Debug)]
-pub struct Checked<T>(pub T);
-
-impl<K: CacheKey, V: CachedValue, E: CachedError> Checked<&'static AsyncSmartCache<K, V, E>> {
-    /// The cache.
-    #[must_use]
-    pub fn cache(self) -> &'static AsyncSmartCache<K, V, E> {
-        self.0
-    }
 }
 
 /// The parts of a `Result` named through an alias such as `std::io::Result<T>`.

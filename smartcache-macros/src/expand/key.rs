@@ -16,7 +16,7 @@ pub(super) struct KeyPart {
     pub(super) label: String,
     /// The owned type (`String` for `&str`).
     pub(super) ty: TokenStream,
-    /// `check_key::<ty>()`, spanned on the argument.
+    /// `check_key_arg::<ty, _>(verdict)`, spanned on the argument.
     pub(super) check: TokenStream,
     /// The expression that builds it from the argument.
     pub(super) expr: TokenStream,

@@ -23,9 +23,11 @@ impl Generator<'_> {
     //         fn __smartcache_route(args: Option<(u64, String)>) -> Route<Result<..>> {
     //             (&Probe::new(args, |(p0, p1)| __smartcache_body(p0, p1))).route()
     //         }
-    //         check_key::<u64>(); check_key::<String>(); check_value::<User>(); ..
-    //         let __smartcache_cache = Checked(fetch_cache()).cache();
-    //         let __smartcache_key = (key_clone(&id), to_owned(name));
+    //         check_key_arg::<u64, _>((&KeyProbe::<u64>::new()).verdict()); ..
+    //         check_value::<User>(); ..
+    //         let __smartcache_cache = (&CacheProbe::<AsyncSmartCache<..>>::new())
+    //             .cache(__smartcache_fetch_cache());
+    //         let __smartcache_key = ((&KeyProbe::<u64>::new()).key_clone(&id), to_owned(name));
     //         let __smartcache_answer = match __smartcache_route(None) {
     //             Route::Shared(_) => cache.get_or_compute_shared(key, move || {
     //                 shared_future(__smartcache_route(Some((id, to_owned(name)))))
@@ -34,7 +36,9 @@ impl Generator<'_> {
     //         };
     //         full(__smartcache_answer)
     //     }
-    // A body that borrows (`&self`, a skipped reference) only has the `Route::Local` call.
+    // A body that borrows (`&self`, a skipped reference) only has the `Route::Local` call; a
+    // sync fn calls `get_or_compute_blocking`. A method's route fns are associated (see
+    // `route_fns`).
     pub(super) fn wrapper(&self) -> TokenStream {
         let function = self.function;
         let attrs = self.wrapper_attrs();
