@@ -58,7 +58,7 @@ const OPTIONS: [&str; 9] = [
 
 /// The options of the `cached` crate's `#[cached]`, `#[once]` and `#[io_cached]`, each
 /// with what to write instead.
-const MIGRATION_HINTS: [(&str, &str); 16] = [
+const MIGRATION_HINTS: &[(&str, &str)] = &[
     ("size", "the bound is `capacity` here: `capacity = 1000`"),
     (
         "max_size",
@@ -120,6 +120,58 @@ const MIGRATION_HINTS: [(&str, &str); 16] = [
         "map_error",
         "no equivalent: errors are kept as they are; there is no disk or Redis store to map from",
     ),
+    (
+        "ttl_millis",
+        "the time to live is a duration here: `ttl = \"500ms\"`",
+    ),
+    (
+        "refresh",
+        "a hit never extends the time to live here; remove it",
+    ),
+    (
+        "cache_err",
+        "not needed: errors are cached for `retry` (default 5 minutes); `retry = \"0s\"` caches none",
+    ),
+    (
+        "cache_none",
+        "not needed: `None` is cached for `retry` (default 5 minutes); `retry = \"0s\"` caches none",
+    ),
+    (
+        "sync_writes_buckets",
+        "not needed: concurrent calls with the same key always share one computation, with no lock held while it runs",
+    ),
+    (
+        "sync_lock",
+        "not needed: concurrent calls with the same key always share one computation, with no lock held while it runs",
+    ),
+    (
+        "unsync_reads",
+        "not needed: a hit never waits on a computation",
+    ),
+    (
+        "expires",
+        "no per-value expiry here; use `ttl = \"..\"` for every value",
+    ),
+    (
+        "force_refresh",
+        "no equivalent in the attribute; call `<fn>_cache().invalidate(&key)` before the call",
+    ),
+    (
+        "companions_vis",
+        "the companions' visibility is `companions = \"pub(crate)\"` here (`\"private\"` for none)",
+    ),
+    ("disk", "no disk store: the cache is in memory"),
+    ("disk_dir", "no disk store: the cache is in memory"),
+    ("durable", "no disk store: the cache is in memory"),
+    (
+        "redis",
+        "no Redis store in the attribute: the cache is in memory",
+    ),
+    (
+        "cache_prefix_block",
+        "no Redis store in the attribute: the cache is in memory",
+    ),
+    ("shards", "not needed: the cache is sharded already"),
 ];
 
 /// One option as written: a `key: Type = expr`, or any other as a [`Meta`].
@@ -304,6 +356,16 @@ fn duration(meta: &Meta, errors: &mut Errors) -> Option<Duration> {
         return None;
     };
     let Ok(duration) = humantime::parse_duration(text.value().trim()) else {
+        if text.value().contains("Duration") {
+            // `cached`'s `ttl` takes an expression in a string.
+            errors.spanned(
+                text,
+                format!(
+                    "`{name}` takes a duration string here, not an expression: `{name} = \"60s\"`"
+                ),
+            );
+            return None;
+        }
         errors.spanned(
             text,
             format!(

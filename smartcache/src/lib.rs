@@ -52,6 +52,7 @@
 //! | `tracing` | no | `tracing` events on the slow path, target `smartcache`, with the cache name (keys only after the builder's `trace_keys`) | a few ns per miss when no subscriber listens; nothing on hits |
 //! | `metrics` | no | `metrics::publish()`: every registered cache's figures through the `metrics` facade, labelled by name | nothing on the request path; `publish` walks the registry |
 //! | `serde` | no | `Serialize` for [`CacheStats`] and [`registry::RegisteredCache`] | compile time of `serde` only |
+//! | `anyhow` | no | `#[smart_cached]` on fns returning `anyhow::Result<T>`; `CacheError::<anyhow::Error>::into_anyhow` | compile time of `anyhow` only |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(unreachable_pub, missing_debug_implementations)]

@@ -39,4 +39,7 @@ async fn k(x: u8) -> u8 { x }
 #[smart_cached(time_refresh = true, unbound)]
 async fn l(x: u8) -> u8 { x }
 
+#[smart_cached(ttl = "core::time::Duration::from_secs(60)", cache_err = true, companions_vis = "pub")]
+async fn m(x: u8) -> Result<u8, String> { Ok(x) }
+
 fn main() {}
