@@ -88,8 +88,8 @@ use proc_macro::TokenStream;
 ///
 /// /// One entry per tenant and region: the request id and the state are not in the key.
 /// #[smart_cached(key: String = format!("{tenant}@{}", state.region))]
-/// async fn quota(tenant: &str, request: u64, State(state): State<&App>) -> u64 {
-///     tenant.len() as u64 + request % 1
+/// async fn quota(tenant: &str, _request: u64, State(state): State<&App>) -> u64 {
+///     tenant.len() as u64 + state.region.len() as u64 % 2
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {

@@ -147,7 +147,8 @@ async fn a_cache_error_of_anyhow_converts_with_into_anyhow() {
     }
 
     async fn caller() -> anyhow::Result<String> {
-        Ok(token(7).await.map_err(CacheError::into_anyhow)?)
+        let token = token(7).await.map_err(CacheError::into_anyhow)?;
+        Ok(format!("Bearer {token}"))
     }
 
     assert_eq!(caller().await.unwrap_err().to_string(), "no token for 7");

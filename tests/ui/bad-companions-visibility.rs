@@ -10,4 +10,9 @@ pub async fn pages(page: u32) -> Vec<u32> {
     vec![page]
 }
 
+#[smart_cached(companions = false)]
+pub async fn books(page: u32) -> Vec<u32> {
+    vec![page]
+}
+
 fn main() {}

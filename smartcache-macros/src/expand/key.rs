@@ -104,7 +104,7 @@ pub(super) fn custom_key(key: &CustomKey, function: &CachedFn) -> KeyPart {
         let pat = plain_bindings(&arg.pat);
         let binding = &arg.binding;
         quote! {
-            #[allow(unused_variables)]
+            #[allow(unused_variables, clippy::no_effect_underscore_binding)]
             let #pat = &#binding;
         }
     });
