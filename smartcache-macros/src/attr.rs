@@ -414,6 +414,19 @@ fn string(meta: &Meta, errors: &mut Errors) -> Option<LitStr> {
 fn visibility(meta: &Meta, errors: &mut Errors) -> Option<Visibility> {
     const EXPECTS: &str = "a visibility in a string";
     const EXAMPLE: &str = "companions = \"pub(crate)\"";
+    if let Meta::NameValue(pair) = meta {
+        if let Expr::Lit(ExprLit {
+            lit: Lit::Bool(_), ..
+        }) = &pair.value
+        {
+            // `cached`'s `companions = false`.
+            errors.spanned(
+                &pair.value,
+                "the companions are always generated here; to keep them private, `companions = \"private\"`",
+            );
+            return None;
+        }
+    }
     let lit = literal(meta, EXPECTS, EXAMPLE, errors)?;
     let Lit::Str(text) = lit else {
         errors.spanned(
