@@ -88,19 +88,26 @@ impl<T> KeyUnfit<T> for &KeyProbe<T> {
     }
 }
 
-/// The check of a key argument: fails (with the hint) when its probe fell back.
+/// The check of a key argument: fails (with the hint) when its probe fell back. `Name` is a
+/// type parameter of the generated code named like the argument, so that the hint reads
+/// `skip(pool)`; `()` when it cannot be given (an argument type naming `Self`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be part of the cache key",
-    label = "leave this argument out of the key: `skip(<its name>)`",
+    label = "leave it out of the key with `skip({Name})`",
     note = "a key must be `Hash + Eq + Clone + Send + Sync + 'static`"
 )]
-pub trait KeyArg<Verdict> {}
+pub trait KeyArg<Verdict, Name: ?Sized> {}
 
-impl<T: ?Sized> KeyArg<Fits> for T {}
-impl<T: ?Sized> KeyArg<Undecided> for T {}
+impl<T: ?Sized, Name: ?Sized> KeyArg<Fits, Name> for T {}
+impl<T: ?Sized, Name: ?Sized> KeyArg<Undecided, Name> for T {}
 
 /// Reports, on the argument, a type that cannot be part of the key.
-pub fn check_key_arg<T: ?Sized + KeyArg<Verdict>, Verdict>(_: Verdict) {}
+pub fn check_key_arg<T, Verdict, Name>(_: Verdict)
+where
+    T: ?Sized + KeyArg<Verdict, Name>,
+    Name: ?Sized,
+{
+}
 
 /// The check of a receiver in the key: fails (with the hint) when its probe fell back.
 #[diagnostic::on_unimplemented(

@@ -163,16 +163,56 @@ pub(super) fn arg_key(arg: &Arg) -> KeyPart {
             (ty.to_token_stream(), expr)
         }
     };
+    let name = arg.names.first().unwrap_or(binding);
+    let check = if super::names_self(ty.clone()) {
+        // A nested fn cannot name `Self`: the hint cannot name the argument either.
+        let span = arg.ty.span();
+        quote_spanned! {span=>
+            ::smartcache::__private::check_key_arg::<#ty, _, ()>(
+                (&::smartcache::__private::KeyProbe::<#ty>::new()).verdict(),
+            )
+        }
+    } else {
+        named_key_check(&ty, name)
+    };
     KeyPart {
         label: binding.to_string(),
-        check: key_check(&ty, span, "check_key_arg"),
+        check,
         ty,
         expr,
     }
 }
 
 // Output (for `pool: Pool`, spanned on `Pool`):
-//     check_key_arg::<Pool, _>((&KeyProbe::<Pool>::new()).verdict())
+//     {
+//         fn __smartcache_key<pool>() {
+//             check_key_arg::<Pool, _, pool>((&KeyProbe::<Pool>::new()).verdict())
+//         }
+//     }
+/// The check of a key argument, in the cached fn: the probe's verdict is `Fits` only if
+/// `ty` can be a key, and a verdict that is not fails the bound of `check_key_arg`, whose
+/// message names the fix. The argument's name reaches that message as a type parameter
+/// named like it (`{Name}` prints `pool`), in a nested fn that is never called: one error, on
+/// the argument's type, `skip(pool)`, and no suggestion to derive `Hash` on a pool.
+fn named_key_check(ty: &TokenStream, name: &Ident) -> TokenStream {
+    let span = ty.span();
+    let name = name.clone();
+    quote_spanned! {span=>
+        {
+            #[allow(dead_code, non_camel_case_types, clippy::extra_unused_type_parameters)]
+            fn __smartcache_key<#name>() {
+                #[allow(unused_imports)]
+                use ::smartcache::__private::{KeyFits as _, KeyUnfit as _};
+                ::smartcache::__private::check_key_arg::<#ty, _, #name>(
+                    (&::smartcache::__private::KeyProbe::<#ty>::new()).verdict(),
+                );
+            }
+        }
+    }
+}
+
+// Output (for `self` or a custom key's type, spanned on it):
+//     check_key_receiver::<Self, _>((&KeyProbe::<Self>::new()).verdict())
 /// The check of a key type, in the cached fn: the probe's verdict is `Fits` only if `ty` can
 /// be a key, and a verdict that is not fails the bound of `check`'s helper trait, whose
 /// message names the fix (`skip(..)`): one error, on the argument's type, with no suggestion
