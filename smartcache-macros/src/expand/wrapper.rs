@@ -23,7 +23,7 @@ impl Generator<'_> {
     //         fn __smartcache_route(args: Option<(u64, String)>) -> Route<Result<..>> {
     //             (&Probe::new(args, |(p0, p1)| __smartcache_body(p0, p1))).route()
     //         }
-    //         check_key_arg::<u64, _>((&KeyProbe::<u64>::new()).verdict()); ..
+    //         { fn __smartcache_key<id>() { check_key_arg::<u64, _, id>(verdict) } } ..
     //         check_value::<User>(); ..
     //         let __smartcache_cache = (&CacheProbe::<AsyncSmartCache<..>>::new())
     //             .cache(__smartcache_fetch_cache());
