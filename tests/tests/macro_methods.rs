@@ -267,3 +267,28 @@ async fn methods_with_the_attribute_alone_take_every_receiver_form() {
     assert!(smartcache::registry::find("shelf::size").is_some());
     assert_eq!(Shelf(1).size_uncached(3).await, 30);
 }
+
+/// A generic `impl`, which the attribute on a method cannot see: with the receiver in the
+/// key, one type-erased static serves every instantiation, each with its own cache.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Tagged<T>(T);
+
+impl<T: Clone + Eq + std::hash::Hash + Send + Sync + 'static> Tagged<T> {
+    #[smart_cached]
+    async fn size(&self) -> usize {
+        size_of::<T>()
+    }
+}
+
+#[tokio::test]
+async fn each_instantiation_of_a_generic_impl_gets_its_own_cache() {
+    assert_eq!(Tagged(1_u8).size().await, 1);
+    assert_eq!(Tagged(1_u64).size().await, 8);
+    assert_eq!(Tagged(1_u8).size().await, 1);
+    assert_eq!(Tagged(1_u64).size().await, 8);
+    let (bytes, words) = (Tagged::<u8>::size_cache(), Tagged::<u64>::size_cache());
+    assert_eq!((bytes.stats().hits, bytes.stats().misses), (1, 1));
+    assert_eq!((words.stats().hits, words.stats().misses), (1, 1));
+    assert_eq!(bytes.get(&(Tagged(1),)), Some(1));
+    assert_eq!(words.get(&(Tagged(1),)), Some(8));
+}
