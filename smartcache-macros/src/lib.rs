@@ -314,8 +314,10 @@ use proc_macro::TokenStream;
 ///   last path segment, `smart_cached`: do not import it under another name.
 /// - The attribute on a method cannot tell an inherent `impl` from a trait `impl`, nor see a
 ///   generic one: in a trait `impl`, the companions are reported as not members of the
-///   trait; in a generic `impl`, a static that names a type parameter is refused by the
-///   compiler (E0401), and one that does not is shared by every instantiation.
+///   trait. In a generic `impl`, a method whose key holds `Self` gets a cache per
+///   instantiation (the later ones found under a lock, a slow path); otherwise the cache is
+///   one static for every instantiation, and one whose type names a type parameter is
+///   refused by the compiler (E0401).
 /// - A type with a hidden lifetime (`Formatter` for `Formatter<'_>`) cannot be seen as
 ///   borrowing; write the lifetime.
 #[proc_macro_attribute]
