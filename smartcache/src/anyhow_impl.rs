@@ -1,13 +1,11 @@
 //! The `anyhow` feature: `anyhow::Result<T>` under `#[smart_cached]`, and `?` from a
 //! `CacheError` whose error is an `anyhow::Error` or a `Box<dyn Error + Send + Sync>`.
 
-use std::error::Error;
-use std::fmt;
 use std::panic::resume_unwind;
 use std::sync::Arc;
 
 use crate::CacheError;
-use crate::error::HumanDuration;
+use crate::error_glue::Layer;
 use crate::fitness::{ErrorProbe, Fits, SharedError};
 
 /// Hands back a cached `anyhow::Error`: the original itself when no one else holds it (the
@@ -65,50 +63,5 @@ impl CacheError<anyhow::Error> {
     #[must_use]
     pub fn into_anyhow(self) -> anyhow::Error {
         anyhow::Error::new(Layer(self))
-    }
-}
-
-/// A `CacheError` over an error that derefs to `dyn Error`, as a `std::error::Error`.
-struct Layer<E>(CacheError<E>);
-
-impl<E> fmt::Display for Layer<E>
-where
-    E: std::ops::Deref<Target = dyn Error + Send + Sync + 'static>,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            // A fresh failure is the original error: it shows as it.
-            CacheError::Failed(error) => fmt::Display::fmt(&***error, f),
-            // This layer only; the original follows in the chain.
-            CacheError::Cached { retry_in, .. } => {
-                write!(f, "cached error (retry in {})", HumanDuration(*retry_in))
-            }
-            CacheError::Panicked { message } => write!(f, "computation panicked: {message}"),
-        }
-    }
-}
-
-impl<E> fmt::Debug for Layer<E>
-where
-    E: std::ops::Deref<Target = dyn Error + Send + Sync + 'static>,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl<E> Error for Layer<E>
-where
-    E: std::ops::Deref<Target = dyn Error + Send + Sync + 'static>,
-{
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match &self.0 {
-            CacheError::Failed(error) => error.source(),
-            CacheError::Cached { error, .. } => {
-                let original: &(dyn Error + 'static) = &***error;
-                Some(original)
-            }
-            CacheError::Panicked { .. } => None,
-        }
     }
 }

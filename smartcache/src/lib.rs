@@ -64,6 +64,7 @@ mod builder;
 mod cache;
 mod clock;
 mod error;
+mod error_glue;
 mod fitness;
 mod flight;
 #[cfg(feature = "metrics")]

@@ -156,3 +156,24 @@ async fn a_cache_error_of_anyhow_converts_with_into_anyhow() {
     assert!(cached.to_string().starts_with("cached error (retry in "));
     assert_eq!(cached.root_cause().to_string(), "no token for 7");
 }
+
+#[tokio::test]
+async fn a_cache_error_of_a_boxed_error_converts_with_into_boxed() {
+    #[smart_cached]
+    async fn lease(slot: u32) -> Result<u32, CacheError<Box<dyn Error + Send + Sync>>> {
+        Err(Box::<dyn Error + Send + Sync>::from(format!("slot {slot} taken")).into())
+    }
+
+    async fn boxed_caller() -> Result<u32, Box<dyn Error + Send + Sync>> {
+        let slot = lease(3).await.map_err(CacheError::into_boxed)?;
+        Ok(slot + 1)
+    }
+
+    assert_eq!(
+        boxed_caller().await.unwrap_err().to_string(),
+        "slot 3 taken"
+    );
+    let cached = boxed_caller().await.unwrap_err();
+    assert!(cached.to_string().starts_with("cached error (retry in "));
+    assert_eq!(chain(&*cached)[1..], ["slot 3 taken"]);
+}
