@@ -124,22 +124,22 @@ impl tracing::Subscriber for MethodSpans {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
-struct Traced;
+struct Traced(u32);
 
 impl Traced {
     /// The attribute alone on a method, `instrument` below it: a span per call.
     #[smart_cached(skip(self))]
     #[tracing::instrument(level = "debug", skip(self))]
     fn traced_method(&self, id: u32) -> u32 {
-        id * 2
+        id * self.0
     }
 }
 
 #[test]
 fn instrument_below_the_attribute_of_a_sync_method_spans_every_call() {
     let _guard = tracing::subscriber::set_default(MethodSpans);
-    assert_eq!(Traced.traced_method(2), 4);
-    assert_eq!(Traced.traced_method(2), 4);
+    assert_eq!(Traced(2).traced_method(2), 4);
+    assert_eq!(Traced(2).traced_method(2), 4);
     assert_eq!(Traced::traced_method_cache().stats().hits, 1);
     assert_eq!(METHOD_SPANS.load(SeqCst), 2, "hit included");
 }
