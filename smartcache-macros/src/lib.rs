@@ -124,7 +124,8 @@ use proc_macro::TokenStream;
 /// cache keeps no copy (`retry = "0s"`); `downcast_ref` to the original type works on that
 /// one only. `?` from a `CacheError<E>` into `anyhow::Error` works for any `E:
 /// std::error::Error + Send + Sync`; for `CacheError<anyhow::Error>`, use
-/// `.map_err(CacheError::into_anyhow)?`.
+/// `.map_err(CacheError::into_anyhow)?`, and for `CacheError<Box<dyn Error + Send + Sync>>`,
+/// `.map_err(CacheError::into_boxed)?`.
 ///
 /// # Generated items
 ///
