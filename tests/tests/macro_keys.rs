@@ -166,3 +166,25 @@ async fn companions_take_the_names_and_visibility_given() {
         "the uncached fn stores nothing"
     );
 }
+
+/// A borrowing service: lifetime parameters on the `impl` block are fine too.
+struct Borrowing<'a> {
+    words: &'a [&'static str],
+}
+
+#[smart_cached]
+impl<'a> Borrowing<'a> {
+    #[smart_cached(skip(self))]
+    async fn count(&self, prefix: &str) -> usize {
+        self.words.iter().filter(|w| w.starts_with(prefix)).count()
+    }
+}
+
+#[tokio::test]
+async fn an_impl_block_with_lifetimes_is_fine() {
+    let words = ["ant", "apple", "bee"];
+    let service = Borrowing { words: &words };
+    assert_eq!(service.count("a").await, 2);
+    assert_eq!(service.count("a").await, 2);
+    assert_eq!(Borrowing::count_cache().stats().hits, 1);
+}

@@ -32,11 +32,18 @@ pub(super) fn impl_block(args: &TokenStream, mut item: ItemImpl) -> TokenStream 
     }
     let mut errors = Errors::default();
     let mut cached_methods = 0;
+    // With lifetime parameters, `Self` cannot be spelled in a static (the lifetimes are the
+    // impl's): the methods are expanded as with the attribute on the method alone.
+    let self_ty = item
+        .generics
+        .params
+        .is_empty()
+        .then(|| (*item.self_ty).clone());
     for impl_item in std::mem::take(&mut item.items) {
         let cached = match impl_item {
             ImplItem::Fn(method) if method.attrs.iter().any(attr::is_marker) => {
                 cached_methods += 1;
-                cached_method(method, &item.self_ty, &mut errors)
+                cached_method(method, self_ty.as_ref(), &mut errors)
             }
             other => other,
         };
@@ -53,7 +60,7 @@ pub(super) fn impl_block(args: &TokenStream, mut item: ItemImpl) -> TokenStream 
 }
 
 /// A marked method: its three items, or itself without the marker if it has errors.
-fn cached_method(mut method: ImplItemFn, self_ty: &Type, errors: &mut Errors) -> ImplItem {
+fn cached_method(mut method: ImplItemFn, self_ty: Option<&Type>, errors: &mut Errors) -> ImplItem {
     let mut method_errors = Errors::default();
     let mut markers = method.attrs.iter().filter(|a| attr::is_marker(a));
     let args = markers
@@ -73,7 +80,7 @@ fn cached_method(mut method: ImplItemFn, self_ty: &Type, errors: &mut Errors) ->
         method.block,
         options,
         Place::Method {
-            self_ty: Some(Box::new(self_ty.clone())),
+            self_ty: self_ty.map(|ty| Box::new(ty.clone())),
         },
     );
     valid::check(&function, &mut method_errors);
@@ -93,7 +100,12 @@ fn check_impl_header(args: &TokenStream, item: &ItemImpl, errors: &mut Errors) {
             "options go on each method: `#[smart_cached(ttl = \"1m\")] async fn ..`",
         );
     }
-    if !item.generics.params.is_empty() {
+    let lifetimes_only = item
+        .generics
+        .params
+        .iter()
+        .all(|param| matches!(param, syn::GenericParam::Lifetime(_)));
+    if !lifetimes_only {
         errors.spanned(
             &item.generics,
             "a generic impl block cannot be cached: each cached fn has one static cache, for one set of types",
