@@ -163,8 +163,8 @@ use proc_macro::TokenStream;
 /// # Methods
 ///
 /// `#[smart_cached(..)]` on the method is enough: the handle is `Self::<fn>_cache()`, the
-/// receiver is part of the key unless skipped. The `impl` block must be inherent, and not
-/// generic.
+/// receiver is part of the key unless skipped. The `impl` block must be inherent, and
+/// generic over lifetimes only.
 ///
 /// ```
 /// use smartcache::smart_cached;
