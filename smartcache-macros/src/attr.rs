@@ -244,7 +244,7 @@ impl Options {
                 }
                 "ttl" => options.ttl = duration(&meta, errors),
                 "capacity" => options.capacity = capacity(&meta, errors),
-                "name" => options.name = string(&meta, errors),
+                "name" => options.name = registry_name(&meta, errors),
                 "key" => errors.spanned(
                     meta.path(),
                     "the key takes a type and an expression over the arguments: `key: String = id.to_string()`",
@@ -395,6 +395,27 @@ fn capacity(meta: &Meta, errors: &mut Errors) -> Option<u64> {
         return None;
     };
     Some(capacity)
+}
+
+/// `name = "users"`, refusing what looks like the name of `cached`'s static (`"FIB_CACHE"`).
+fn registry_name(meta: &Meta, errors: &mut Errors) -> Option<LitStr> {
+    let name = string(meta, errors)?;
+    let text = name.value();
+    let screaming = text
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && text.starts_with(|c: char| c.is_ascii_uppercase());
+    if screaming && (text.contains('_') || text.ends_with("CACHE")) {
+        errors.spanned(
+            &name,
+            format!(
+                "`name` is the cache's name in the registry here, not a static's: the handle is `<fn>_cache()` (`handle = ..` renames it); for the registry, write a name like `\"{}\"`",
+                text.to_ascii_lowercase().replace('_', "-")
+            ),
+        );
+        return None;
+    }
+    Some(name)
 }
 
 /// `name = "users"`.

@@ -397,7 +397,10 @@ fn valid_option(kind: usize) -> BoxedStrategy<ValidOption> {
             .prop_shuffle()
             .prop_map(ValidOption::Skip)
             .boxed(),
-        4 => any::<String>().prop_map(ValidOption::Name).boxed(),
+        4 => any::<String>()
+            .prop_filter("a static's name", |name| !looks_static(name))
+            .prop_map(ValidOption::Name)
+            .boxed(),
         5 => select(KEYS)
             .prop_map(|(ty, expr)| ValidOption::Key(ty, expr))
             .boxed(),
@@ -611,11 +614,22 @@ fn expected_value(option: &str, value: &TokenStream) -> Option<Value> {
         ("capacity", syn::Lit::Int(int)) if ["", "u64", "usize"].contains(&int.suffix()) => {
             int.base10_parse().ok().map(Value::Capacity)
         }
-        ("name", syn::Lit::Str(text)) if text.suffix().is_empty() => {
+        ("name", syn::Lit::Str(text))
+            if text.suffix().is_empty() && !looks_static(&text.value()) =>
+        {
             Some(Value::Name(text.value()))
         }
         _ => None,
     }
+}
+
+/// Whether `name` reads like the name of `cached`'s static (`"FIB_CACHE"`), which `name`
+/// refuses with a hint.
+fn looks_static(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && (name.contains('_') || name.ends_with("CACHE"))
 }
 
 /// A value: mostly a literal, sometimes in a group (of any delimiter) or after a `-`.

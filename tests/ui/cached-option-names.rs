@@ -42,4 +42,7 @@ async fn l(x: u8) -> u8 { x }
 #[smart_cached(ttl = "core::time::Duration::from_secs(60)", cache_err = true, companions_vis = "pub")]
 async fn m(x: u8) -> Result<u8, String> { Ok(x) }
 
+#[smart_cached(name = "FIB_CACHE")]
+async fn n(x: u8) -> u8 { x }
+
 fn main() {}
