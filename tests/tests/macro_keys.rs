@@ -176,7 +176,15 @@ struct Borrowing<'a> {
 impl<'a> Borrowing<'a> {
     #[smart_cached(skip(self))]
     async fn count(&self, prefix: &str) -> usize {
-        self.words.iter().filter(|w| w.starts_with(prefix)).count()
+        self.words()
+            .iter()
+            .filter(|w| w.starts_with(prefix))
+            .count()
+    }
+
+    /// Names the impl's lifetime.
+    fn words(&self) -> &'a [&'static str] {
+        self.words
     }
 }
 
