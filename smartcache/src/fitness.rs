@@ -90,7 +90,7 @@ impl<T> KeyUnfit<T> for &KeyProbe<T> {
 
 /// The check of a key argument: fails (with the hint) when its probe fell back. `Name` is a
 /// type parameter of the generated code named like the argument, so that the hint reads
-/// `skip(pool)`; `()` when it cannot be given (an argument type naming `Self`).
+/// `skip(pool)`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be part of the cache key",
     label = "leave it out of the key with `skip({Name})`",
@@ -108,6 +108,20 @@ where
     Name: ?Sized,
 {
 }
+
+/// The check of a key argument whose name cannot be given (its type names `Self`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be part of the cache key",
+    label = "leave this argument out of the key with `skip(<its name>)`",
+    note = "a key must be `Hash + Eq + Clone + Send + Sync + 'static`"
+)]
+pub trait KeyArgUnnamed<Verdict> {}
+
+impl<T: ?Sized> KeyArgUnnamed<Fits> for T {}
+impl<T: ?Sized> KeyArgUnnamed<Undecided> for T {}
+
+/// Reports, on the argument, a type that cannot be part of the key.
+pub fn check_key_arg_unnamed<T: ?Sized + KeyArgUnnamed<Verdict>, Verdict>(_: Verdict) {}
 
 /// The check of a receiver in the key: fails (with the hint) when its probe fell back.
 #[diagnostic::on_unimplemented(

@@ -24,7 +24,7 @@ pub use std::vec::Vec;
 pub use crate::fitness::{
     CacheFits, CacheProbe, CacheUnfit, ErrorCloned, ErrorProbe, ErrorUnfit, Fits, HandsBack,
     KeyFits, KeyProbe, KeyUnfit, SharedError, Unfit, Unusable, check_custom_key, check_hand_back,
-    check_key_arg, check_key_receiver,
+    check_key_arg, check_key_arg_unnamed, check_key_receiver,
 };
 pub use crate::{AsyncSmartCache, CacheError};
 

@@ -168,7 +168,7 @@ pub(super) fn arg_key(arg: &Arg) -> KeyPart {
         // A nested fn cannot name `Self`: the hint cannot name the argument either.
         let span = arg.ty.span();
         quote_spanned! {span=>
-            ::smartcache::__private::check_key_arg::<#ty, _, ()>(
+            ::smartcache::__private::check_key_arg_unnamed::<#ty, _>(
                 (&::smartcache::__private::KeyProbe::<#ty>::new()).verdict(),
             )
         }
