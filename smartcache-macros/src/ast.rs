@@ -142,6 +142,8 @@ impl CachedFn {
         for (index, input) in sig.inputs.iter().enumerate() {
             match input {
                 FnArg::Receiver(recv) => {
+                    // `Self` on the `self` token, for the errors about the receiver's type.
+                    let self_type = || self_type(recv.self_token.span);
                     let (pass, ty) = match &recv.kind {
                         ReceiverKind::Reference(_, _, None) => (Pass::Ref, self_type()),
                         ReceiverKind::Reference(_, _, Some(_)) => (Pass::MutRef, self_type()),
@@ -227,8 +229,9 @@ fn bound_names(pat: &Pat) -> Vec<Ident> {
     names.0
 }
 
-fn self_type() -> Type {
-    syn::parse_quote!(Self)
+fn self_type(span: proc_macro2::Span) -> Type {
+    let ident = Ident::new("Self", span);
+    syn::parse_quote!(#ident)
 }
 
 /// `&T` into (`Ref`, `T`), `&mut T` into (`MutRef`, `T`), anything else into (`Value`, it).

@@ -292,3 +292,21 @@ async fn each_instantiation_of_a_generic_impl_gets_its_own_cache() {
     assert_eq!(bytes.get(&(Tagged(1),)), Some(1));
     assert_eq!(words.get(&(Tagged(1),)), Some(8));
 }
+
+struct Renamed;
+
+impl Renamed {
+    /// Companions of a method under other names.
+    #[smart_cached(skip(self), handle = totals, uncached = total_now)]
+    async fn total(&self, n: u32) -> u32 {
+        n + 1
+    }
+}
+
+#[tokio::test]
+async fn a_method_s_companions_take_the_names_given() {
+    assert_eq!(Renamed.total(1).await, 2);
+    assert_eq!(Renamed.total(1).await, 2);
+    assert_eq!(Renamed::totals().stats().hits, 1);
+    assert_eq!(Renamed.total_now(5).await, 6);
+}
