@@ -1,6 +1,7 @@
 //! Hit latency on one task: every contestant answers from a warm cache of 1,024 keys, cycled
 //! through in order, on a current-thread runtime. Keys are `u64`, then `String`. Last, a hit
-//! through a `#[smart_cached]` function against the same hit through `get_or_compute`.
+//! through a `#[smart_cached]` function, and through `#[smart_cached]` methods (the attribute
+//! on the method alone), against the same hit through `get_or_compute`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ struct HitLatency<'a, 'c, K> {
 }
 
 /// Times `iters` hits through `get`, cycling through `keys`.
-fn time_hits<K: Key>(
+fn time_hits<K>(
     runtime: &tokio::runtime::Runtime,
     keys: &[K],
     iters: u64,
@@ -89,6 +90,26 @@ async fn through_macro_str(key: &str) -> u64 {
     key.len() as u64
 }
 
+/// A service whose cached methods carry the attribute alone (no `#[smart_cached]` on the
+/// `impl` block).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Sku(u64);
+
+impl Sku {
+    /// The receiver is part of the key: the cache type names `Self`, so its static is
+    /// type-erased (one downcast per call).
+    #[smart_cached]
+    async fn price(&self) -> u64 {
+        self.0.value()
+    }
+
+    /// The receiver is skipped: a typed static, as for a free fn.
+    #[smart_cached(skip(self))]
+    async fn price_of(&self, key: u64) -> u64 {
+        key.value()
+    }
+}
+
 /// A hit through a `#[smart_cached]` function against the same hit through a direct
 /// `get_or_compute` call on an `AsyncSmartCache` of the same types.
 fn macro_vs_direct(c: &mut Criterion) {
@@ -102,10 +123,13 @@ fn macro_vs_direct(c: &mut Criterion) {
         answer.unwrap_or(0)
     };
     let mut group = c.benchmark_group("hit_macro");
+    let skus: Vec<Sku> = keys.iter().copied().map(Sku).collect();
     runtime.block_on(async {
-        for key in &keys {
+        for (key, sku) in keys.iter().zip(&skus) {
             direct_get(key).await;
             through_macro(*key).await;
+            sku.price().await;
+            sku.price_of(*key).await;
         }
     });
     group.bench_function("direct get_or_compute", |b| {
@@ -116,6 +140,15 @@ fn macro_vs_direct(c: &mut Criterion) {
             time_hits(&runtime, &keys, iters, async |key| {
                 through_macro(*key).await
             })
+        });
+    });
+    group.bench_function("#[smart_cached] method, receiver in the key", |b| {
+        b.iter_custom(|iters| time_hits(&runtime, &skus, iters, async |sku| sku.price().await));
+    });
+    group.bench_function("#[smart_cached] method, receiver skipped", |b| {
+        let sku = Sku(0);
+        b.iter_custom(|iters| {
+            time_hits(&runtime, &keys, iters, async |key| sku.price_of(*key).await)
         });
     });
 

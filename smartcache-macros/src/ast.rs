@@ -13,8 +13,9 @@ use crate::attr::Options;
 pub(crate) enum Place {
     /// A free function (`foo_cache()`).
     Free,
-    /// A method of a (non-generic, inherent) `impl` block (`Self::foo_cache()`).
-    Method { self_ty: Box<Type> },
+    /// A method (`Self::foo_cache()`): its `Self` type is known when the attribute is also
+    /// on the `impl` block, and unknown when it is on the method alone.
+    Method { self_ty: Option<Box<Type>> },
 }
 
 /// A function under `#[smart_cached]`.
@@ -101,6 +102,10 @@ pub(crate) struct Arg {
     pub(crate) pass: Pass,
     /// The type behind the reference, for `&T` and `&mut T`; the type itself otherwise.
     pub(crate) elem: Type,
+    /// The pattern as written (`State(state)`), for a custom key's expression.
+    pub(crate) pat: Pat,
+    /// The names the pattern binds (`state` in `State(state)`), any of which `skip` takes.
+    pub(crate) names: Vec<Ident>,
     pub(crate) skipped: bool,
 }
 
@@ -112,6 +117,8 @@ pub(crate) enum Output {
     Transparent { value: Type, error: Type },
     /// `io::Result<T>`, `fmt::Result`: as `Transparent`, through the alias.
     Alias { result: Type },
+    /// `Option<T>`: `Some` is stored as a value, `None` as a failure (for the retry interval).
+    Optional { value: Type },
     /// Anything else (`()` when there is no return type): the value is cached.
     Infallible { value: Type },
 }
@@ -127,12 +134,16 @@ impl CachedFn {
         options: Options,
         place: Place,
     ) -> Self {
-        let is_skipped = |name: &str| options.skip.iter().any(|s| s == name);
+        // A custom key replaces the argument tuple: every argument is then "skipped".
+        let custom_key = options.key.is_some();
+        let is_skipped = |name: &str| custom_key || options.skip.iter().any(|s| s == name);
         let mut receiver = None;
         let mut args = Vec::new();
         for (index, input) in sig.inputs.iter().enumerate() {
             match input {
                 FnArg::Receiver(recv) => {
+                    // `Self` on the `self` token, for the errors about the receiver's type.
+                    let self_type = || self_type(recv.self_token.span);
                     let (pass, ty) = match &recv.kind {
                         ReceiverKind::Reference(_, _, None) => (Pass::Ref, self_type()),
                         ReceiverKind::Reference(_, _, Some(_)) => (Pass::MutRef, self_type()),
@@ -161,12 +172,17 @@ impl CachedFn {
                         _ => quote::format_ident!("__smartcache_arg{}", index),
                     };
                     let (pass, elem) = split_reference(&typed.ty);
+                    let names = bound_names(&typed.pat);
+                    let skipped = is_skipped(&binding.to_string())
+                        || names.iter().any(|name| is_skipped(&name.to_string()));
                     args.push(Arg {
-                        skipped: is_skipped(&binding.to_string()),
+                        skipped,
                         binding,
                         ty: typed.ty.clone(),
                         pass,
                         elem,
+                        pat: (*typed.pat).clone(),
+                        names,
                     });
                 }
             }
@@ -199,8 +215,23 @@ impl CachedFn {
     }
 }
 
-fn self_type() -> Type {
-    syn::parse_quote!(Self)
+/// The names bound by `pat`: `state` in `State(state)`, `a` and `b` in `(a, b)`.
+fn bound_names(pat: &Pat) -> Vec<Ident> {
+    struct Names(Vec<Ident>);
+    impl<'a> syn::visit::Visit<'a> for Names {
+        fn visit_pat_ident(&mut self, pat: &'a syn::PatIdent) {
+            self.0.push(pat.ident.clone());
+            syn::visit::visit_pat_ident(self, pat);
+        }
+    }
+    let mut names = Names(Vec::new());
+    syn::visit::Visit::visit_pat(&mut names, pat);
+    names.0
+}
+
+fn self_type(span: proc_macro2::Span) -> Type {
+    let ident = Ident::new("Self", span);
+    syn::parse_quote!(#ident)
 }
 
 /// `&T` into (`Ref`, `T`), `&mut T` into (`MutRef`, `T`), anything else into (`Value`, it).
@@ -230,6 +261,11 @@ impl Output {
             }
             ReturnType::Type(_, ty) => &**ty,
         };
+        if let Some(value) = option_argument(ty) {
+            return Self::Optional {
+                value: value.clone(),
+            };
+        }
         let Some(args) = result_arguments(ty) else {
             return Self::Infallible { value: ty.clone() };
         };
@@ -268,6 +304,21 @@ fn result_arguments(ty: &Type) -> Option<Vec<&Type>> {
             })
             .collect(),
     )
+}
+
+/// `T` in `Option<T>` (under any path).
+fn option_argument(ty: &Type) -> Option<&Type> {
+    let segment = last_segment(ty)?;
+    if segment.ident != "Option" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        [GenericArgument::Type(inner)] => Some(inner),
+        _ => None,
+    }
 }
 
 /// `E` in `CacheError<E>` (under any path).

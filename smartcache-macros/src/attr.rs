@@ -1,7 +1,10 @@
 //! Parsing the options: `#[smart_cached(retry = "5m", ttl = "10m", capacity = 10_000,
-//! skip(client), name = "users")]`.
+//! skip(client), name = "users", key: u64 = id.0, companions = "pub(crate)", handle = users,
+//! uncached = fetch_users)]`.
 //!
 //! Every option is read even after a mistake, so that all mistakes are reported together.
+//! The options of the `cached` crate are recognised, each with the smartcache spelling as
+//! the hint (see [`MIGRATION_HINTS`]).
 
 use std::time::Duration;
 
@@ -9,7 +12,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitStr, Meta, Path, Token};
+use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitStr, Meta, Path, Token, Type, Visibility};
 
 use crate::ctxt::Errors;
 
@@ -23,23 +26,208 @@ pub(crate) struct Options {
     /// `skip(..)`: the arguments left out of the key (`self` included), in order.
     pub(crate) skip: Vec<Ident>,
     pub(crate) name: Option<LitStr>,
+    /// `key: Type = expr`: the key, replacing the argument tuple.
+    pub(crate) key: Option<CustomKey>,
+    /// `companions = "pub(crate)"`: the visibility of `<fn>_cache` and `<fn>_uncached`.
+    pub(crate) companions: Option<Visibility>,
+    /// `handle = name`: the name of `<fn>_cache`.
+    pub(crate) handle: Option<Ident>,
+    /// `uncached = name`: the name of `<fn>_uncached`.
+    pub(crate) uncached: Option<Ident>,
 }
 
-const OPTIONS: [&str; 5] = ["retry", "ttl", "capacity", "skip", "name"];
+/// `key: Type = expr`.
+pub(crate) struct CustomKey {
+    /// The `key` token, for errors about the option.
+    pub(crate) token: Ident,
+    pub(crate) ty: Type,
+    pub(crate) expr: Expr,
+}
+
+const OPTIONS: [&str; 9] = [
+    "retry",
+    "ttl",
+    "capacity",
+    "skip",
+    "name",
+    "key",
+    "companions",
+    "handle",
+    "uncached",
+];
+
+/// The options of the `cached` crate's `#[cached]`, `#[once]` and `#[io_cached]`, each
+/// with what to write instead.
+const MIGRATION_HINTS: &[(&str, &str)] = &[
+    ("size", "the bound is `capacity` here: `capacity = 1000`"),
+    (
+        "max_size",
+        "the bound is `capacity` here: `capacity = 1000`",
+    ),
+    (
+        "time",
+        "the time to live is a duration here: `ttl = \"60s\"`",
+    ),
+    (
+        "ttl_secs",
+        "the time to live is a duration here: `ttl = \"60s\"`",
+    ),
+    (
+        "time_refresh",
+        "a hit never extends the time to live here; remove it",
+    ),
+    (
+        "result",
+        "not needed: the return type decides, and errors are cached for `retry`; add `retry = \"0s\"` to cache only successes",
+    ),
+    (
+        "option",
+        "not needed: the return type decides, and `None` is cached for `retry`; add `retry = \"0s\"` to cache only `Some`",
+    ),
+    (
+        "sync_writes",
+        "not needed: concurrent calls with the same key always share one computation",
+    ),
+    (
+        "in_impl",
+        "not needed: `#[smart_cached]` on the method is enough",
+    ),
+    (
+        "convert",
+        "write the key as `key: Type = expr`, an expression over the arguments, like `key: String = format!(\"{a}{b}\")`",
+    ),
+    (
+        "with_cached_flag",
+        "no flag here: return `Result<T, CacheError<E>>` to tell a cached error from a fresh one; hits are counted in `<fn>_cache().stats()`",
+    ),
+    (
+        "unbound",
+        "not needed: a cache is unbounded unless `capacity` is set",
+    ),
+    (
+        "ty",
+        "the cache is always an `AsyncSmartCache`; set it up with `ttl`, `capacity` and `retry`",
+    ),
+    (
+        "create",
+        "the cache is always an `AsyncSmartCache`; set it up with `ttl`, `capacity` and `retry`",
+    ),
+    (
+        "result_fallback",
+        "no equivalent in the attribute; a cached error is handed back until `retry` has passed",
+    ),
+    (
+        "map_error",
+        "no equivalent: errors are kept as they are; there is no disk or Redis store to map from",
+    ),
+    (
+        "ttl_millis",
+        "the time to live is a duration here: `ttl = \"500ms\"`",
+    ),
+    (
+        "refresh",
+        "a hit never extends the time to live here; remove it",
+    ),
+    (
+        "cache_err",
+        "not needed: errors are cached for `retry` (default 5 minutes); `retry = \"0s\"` caches none",
+    ),
+    (
+        "cache_none",
+        "not needed: `None` is cached for `retry` (default 5 minutes); `retry = \"0s\"` caches none",
+    ),
+    (
+        "sync_writes_buckets",
+        "not needed: concurrent calls with the same key always share one computation, with no lock held while it runs",
+    ),
+    (
+        "sync_lock",
+        "not needed: concurrent calls with the same key always share one computation, with no lock held while it runs",
+    ),
+    (
+        "unsync_reads",
+        "not needed: a hit never waits on a computation",
+    ),
+    (
+        "expires",
+        "no per-value expiry here; use `ttl = \"..\"` for every value",
+    ),
+    (
+        "force_refresh",
+        "no equivalent in the attribute; call `<fn>_cache().invalidate(&key)` before the call",
+    ),
+    (
+        "companions_vis",
+        "the companions' visibility is `companions = \"pub(crate)\"` here (`\"private\"` for none)",
+    ),
+    ("disk", "no disk store: the cache is in memory"),
+    ("disk_dir", "no disk store: the cache is in memory"),
+    ("durable", "no disk store: the cache is in memory"),
+    (
+        "redis",
+        "no Redis store in the attribute: the cache is in memory",
+    ),
+    (
+        "cache_prefix_block",
+        "no Redis store in the attribute: the cache is in memory",
+    ),
+    ("shards", "not needed: the cache is sharded already"),
+];
+
+/// One option as written: a `key: Type = expr`, or any other as a [`Meta`].
+#[allow(clippy::large_enum_variant, reason = "a handful, parsed once per fn")]
+enum RawOption {
+    Key(CustomKey),
+    Meta(Meta),
+}
+
+impl syn::parse::Parse for RawOption {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let typed_key =
+            input.peek(Ident::peek_any) && input.peek2(Token![:]) && !input.peek2(Token![::]);
+        if !typed_key {
+            return input.parse().map(Self::Meta);
+        }
+        let token = Ident::parse_any(input)?;
+        if token != "key" {
+            return Err(syn::Error::new(
+                token.span(),
+                format!(
+                    "unexpected `:` after `{token}`; only `key` takes a type: `key: Type = expr`"
+                ),
+            ));
+        }
+        let _: Token![:] = input.parse()?;
+        let ty = input.parse()?;
+        let _: Token![=] = input.parse()?;
+        let expr = input.parse()?;
+        Ok(Self::Key(CustomKey { token, ty, expr }))
+    }
+}
 
 impl Options {
     /// Parses the arguments of the attribute, recording every mistake in `errors`.
     pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Self {
         let mut options = Self::default();
-        let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
-            Ok(metas) => metas,
+        let raw = match Punctuated::<RawOption, Token![,]>::parse_terminated.parse2(args) {
+            Ok(raw) => raw,
             Err(error) => {
                 errors.push(error);
                 return options;
             }
         };
         let mut seen = Vec::new();
-        for meta in metas {
+        for raw in raw {
+            let meta = match raw {
+                RawOption::Key(key) => {
+                    let path = Path::from(key.token.clone());
+                    if first_time(&mut seen, "key", &path, errors) {
+                        options.key = Some(key);
+                    }
+                    continue;
+                }
+                RawOption::Meta(meta) => meta,
+            };
             let Some(name) = option_name(meta.path(), errors) else {
                 continue;
             };
@@ -56,7 +244,14 @@ impl Options {
                 }
                 "ttl" => options.ttl = duration(&meta, errors),
                 "capacity" => options.capacity = capacity(&meta, errors),
-                "name" => options.name = string(&meta, errors),
+                "name" => options.name = registry_name(&meta, errors),
+                "key" => errors.spanned(
+                    meta.path(),
+                    "the key takes a type and an expression over the arguments: `key: String = id.to_string()`",
+                ),
+                "companions" => options.companions = visibility(&meta, errors),
+                "handle" => options.handle = identifier(&meta, errors),
+                "uncached" => options.uncached = identifier(&meta, errors),
                 _ => options.skip = skip_list(&meta, errors),
             }
         }
@@ -69,6 +264,11 @@ fn option_name(path: &Path, errors: &mut Errors) -> Option<String> {
     let name = path.get_ident().map(|ident| ident.unraw().to_string());
     match name {
         Some(name) if OPTIONS.contains(&name.as_str()) => Some(name),
+        Some(name) if migration_hint(&name).is_some() => {
+            let hint = migration_hint(&name).unwrap_or_default();
+            errors.spanned(path, format!("`{name}` is an option of `cached`; {hint}"));
+            None
+        }
         _ => {
             let expected = OPTIONS.map(|o| format!("`{o}`")).join(", ");
             let given = quote::quote!(#path).to_string().replace(' ', "");
@@ -79,6 +279,13 @@ fn option_name(path: &Path, errors: &mut Errors) -> Option<String> {
             None
         }
     }
+}
+
+fn migration_hint(name: &str) -> Option<&'static str> {
+    MIGRATION_HINTS
+        .iter()
+        .find(|(option, _)| *option == name)
+        .map(|(_, hint)| *hint)
 }
 
 /// The one place that detects a repeated option: `false` (and an error on the repetition)
@@ -149,6 +356,16 @@ fn duration(meta: &Meta, errors: &mut Errors) -> Option<Duration> {
         return None;
     };
     let Ok(duration) = humantime::parse_duration(text.value().trim()) else {
+        if text.value().contains("Duration") {
+            // `cached`'s `ttl` takes an expression in a string.
+            errors.spanned(
+                text,
+                format!(
+                    "`{name}` takes a duration string here, not an expression: `{name} = \"60s\"`"
+                ),
+            );
+            return None;
+        }
         errors.spanned(
             text,
             format!(
@@ -180,6 +397,27 @@ fn capacity(meta: &Meta, errors: &mut Errors) -> Option<u64> {
     Some(capacity)
 }
 
+/// `name = "users"`, refusing what looks like the name of `cached`'s static (`"FIB_CACHE"`).
+fn registry_name(meta: &Meta, errors: &mut Errors) -> Option<LitStr> {
+    let name = string(meta, errors)?;
+    let text = name.value();
+    let screaming = text
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && text.starts_with(|c: char| c.is_ascii_uppercase());
+    if screaming && (text.contains('_') || text.ends_with("CACHE")) {
+        errors.spanned(
+            &name,
+            format!(
+                "`name` is the cache's name in the registry here, not a static's: the handle is `<fn>_cache()` (`handle = ..` renames it); for the registry, write a name like `\"{}\"`",
+                text.to_ascii_lowercase().replace('_', "-")
+            ),
+        );
+        return None;
+    }
+    Some(name)
+}
+
 /// `name = "users"`.
 fn string(meta: &Meta, errors: &mut Errors) -> Option<LitStr> {
     const EXPECTS: &str = "a string";
@@ -191,6 +429,71 @@ fn string(meta: &Meta, errors: &mut Errors) -> Option<LitStr> {
             None
         }
     }
+}
+
+/// `companions = "pub(crate)"`: a visibility, `"private"` for none.
+fn visibility(meta: &Meta, errors: &mut Errors) -> Option<Visibility> {
+    const EXPECTS: &str = "a visibility in a string";
+    const EXAMPLE: &str = "companions = \"pub(crate)\"";
+    if let Meta::NameValue(pair) = meta {
+        if let Expr::Lit(ExprLit {
+            lit: Lit::Bool(_), ..
+        }) = &pair.value
+        {
+            // `cached`'s `companions = false`.
+            errors.spanned(
+                &pair.value,
+                "the companions are always generated here; to keep them private, `companions = \"private\"`",
+            );
+            return None;
+        }
+    }
+    let lit = literal(meta, EXPECTS, EXAMPLE, errors)?;
+    let Lit::Str(text) = lit else {
+        errors.spanned(
+            lit,
+            format!("`companions` expects {EXPECTS}, like `{EXAMPLE}`"),
+        );
+        return None;
+    };
+    if text.value().trim() == "private" {
+        return Some(Visibility::Inherited);
+    }
+    match text.parse::<Visibility>() {
+        Ok(Visibility::Inherited) | Err(_) => {
+            errors.spanned(
+                text,
+                format!(
+                    "invalid visibility `{}`; expected `pub`, `pub(crate)`, `pub(super)`, `pub(in path)` or `private`",
+                    text.value()
+                ),
+            );
+            None
+        }
+        Ok(vis) => Some(vis),
+    }
+}
+
+/// `handle = users_cache`: a name for a generated item.
+fn identifier(meta: &Meta, errors: &mut Errors) -> Option<Ident> {
+    let name = meta.path().get_ident()?.to_string();
+    let example = format!("{name} = my_{name}");
+    if let Meta::NameValue(pair) = meta {
+        if let Expr::Path(path) = &pair.value {
+            if let Some(ident) = path.path.get_ident() {
+                if path.attrs.is_empty() && path.qself.is_none() {
+                    return Some(ident.clone());
+                }
+            }
+        }
+        errors.spanned(
+            &pair.value,
+            format!("`{name}` expects a name, like `{example}`"),
+        );
+    } else {
+        errors.spanned(meta, format!("expected `{example}`"));
+    }
+    None
 }
 
 /// `skip(client, self)`: argument names, each at most once.

@@ -346,7 +346,29 @@ enum ValidOption {
     Capacity(u64),
     Skip(Vec<&'static str>),
     Name(String),
+    /// `key: <type> = <expr>`.
+    Key(&'static str, &'static str),
+    Companions(&'static str),
+    Handle(&'static str),
+    Uncached(&'static str),
 }
+
+const KEYS: &[(&str, &str)] = &[
+    ("u64", "*id"),
+    ("String", "format!(\"{id}/{x}\")"),
+    ("(u8, String)", "(1, client.to_string())"),
+    ("std::sync::Arc<str>", "\"k\".into()"),
+];
+
+const VISIBILITIES: &[&str] = &[
+    "pub",
+    "pub(crate)",
+    "pub(super)",
+    "pub(in crate::a)",
+    "private",
+];
+
+const COMPANION_NAMES: &[&str] = &["users", "handle", "r#type", "fetch_raw", "_x"];
 
 const SKIPPABLE: &[&str] = &[
     "id", "client", "self", "x", "r#type", "m", "key", "_ignored",
@@ -375,13 +397,28 @@ fn valid_option(kind: usize) -> BoxedStrategy<ValidOption> {
             .prop_shuffle()
             .prop_map(ValidOption::Skip)
             .boxed(),
-        _ => any::<String>().prop_map(ValidOption::Name).boxed(),
+        4 => any::<String>()
+            .prop_filter("a static's name", |name| !looks_static(name))
+            .prop_map(ValidOption::Name)
+            .boxed(),
+        5 => select(KEYS)
+            .prop_map(|(ty, expr)| ValidOption::Key(ty, expr))
+            .boxed(),
+        6 => select(VISIBILITIES)
+            .prop_map(ValidOption::Companions)
+            .boxed(),
+        7 => select(COMPANION_NAMES)
+            .prop_map(ValidOption::Handle)
+            .boxed(),
+        _ => select(COMPANION_NAMES)
+            .prop_map(ValidOption::Uncached)
+            .boxed(),
     }
 }
 
 /// Each option at most once, in any order.
 fn valid_options() -> impl Strategy<Value = Vec<ValidOption>> {
-    proptest::sample::subsequence(&[0, 1, 2, 3, 4][..], 0..=5)
+    proptest::sample::subsequence(&[0, 1, 2, 3, 4, 5, 6, 7, 8][..], 0..=9)
         .prop_shuffle()
         .prop_flat_map(|kinds| kinds.into_iter().map(valid_option).collect::<Vec<_>>())
 }
@@ -399,6 +436,20 @@ fn option_tokens(option: &ValidOption) -> TokenStream {
             quote!(skip(#(#names),*))
         }
         ValidOption::Name(name) => quote!(name = #name),
+        ValidOption::Key(ty, expr) => {
+            let ty: TokenStream = ty.parse().unwrap_or_default();
+            let expr: TokenStream = expr.parse().unwrap_or_default();
+            quote!(key: #ty = #expr)
+        }
+        ValidOption::Companions(vis) => quote!(companions = #vis),
+        ValidOption::Handle(name) => {
+            let name = ident(name);
+            quote!(handle = #name)
+        }
+        ValidOption::Uncached(name) => {
+            let name = ident(name);
+            quote!(uncached = #name)
+        }
     }
 }
 
@@ -505,6 +556,39 @@ fn check_valid_list(options: &[ValidOption], args: &TokenStream) -> Result<(), T
                     Some(name.clone())
                 );
             }
+            ValidOption::Key(ty, _) => {
+                let key = parsed.key.as_ref().map(|key| &key.ty);
+                let expected: syn::Type =
+                    syn::parse_str(ty).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(
+                    key.map(|ty| quote!(#ty).to_string()),
+                    Some(quote!(#expected).to_string())
+                );
+            }
+            ValidOption::Companions(vis) => {
+                let parsed = parsed
+                    .companions
+                    .as_ref()
+                    .map(|vis| quote!(#vis).to_string().replace(' ', ""));
+                let expected = if *vis == "private" {
+                    String::new()
+                } else {
+                    vis.replace(' ', "")
+                };
+                prop_assert_eq!(parsed, Some(expected));
+            }
+            ValidOption::Handle(name) => {
+                prop_assert_eq!(
+                    parsed.handle.as_ref().map(ToString::to_string),
+                    Some((*name).to_owned())
+                );
+            }
+            ValidOption::Uncached(name) => {
+                prop_assert_eq!(
+                    parsed.uncached.as_ref().map(ToString::to_string),
+                    Some((*name).to_owned())
+                );
+            }
         }
     }
     Ok(())
@@ -530,11 +614,22 @@ fn expected_value(option: &str, value: &TokenStream) -> Option<Value> {
         ("capacity", syn::Lit::Int(int)) if ["", "u64", "usize"].contains(&int.suffix()) => {
             int.base10_parse().ok().map(Value::Capacity)
         }
-        ("name", syn::Lit::Str(text)) if text.suffix().is_empty() => {
+        ("name", syn::Lit::Str(text))
+            if text.suffix().is_empty() && !looks_static(&text.value()) =>
+        {
             Some(Value::Name(text.value()))
         }
         _ => None,
     }
+}
+
+/// Whether `name` reads like the name of `cached`'s static (`"FIB_CACHE"`), which `name`
+/// refuses with a hint.
+fn looks_static(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && (name.contains('_') || name.ends_with("CACHE"))
 }
 
 /// A value: mostly a literal, sometimes in a group (of any delimiter) or after a `-`.
@@ -638,6 +733,21 @@ fn free_item(index: usize) -> TokenStream {
         11 => quote!(
             const X: u8 = 1;
         ),
+        12 => quote!(
+            fn lookup<'a>(id: u64, x: &'a str, client: State(inner): State<Db>) -> Option<String> {
+                None
+            }
+        ),
+        13 => quote!(
+            async fn with_self(id: u64, x: u8, client: &str) -> Self {
+                todo!()
+            }
+        ),
+        14 => quote!(
+            async fn fallible(id: u64, x: u8, client: &str) -> anyhow::Result<u8> {
+                Ok(0)
+            }
+        ),
         _ => quote!(
             trait Tr {
                 async fn f(&self);
@@ -646,7 +756,7 @@ fn free_item(index: usize) -> TokenStream {
     }
 }
 
-const FREE_ITEMS: usize = 13;
+const FREE_ITEMS: usize = 16;
 
 /// `impl` blocks, with `args` in a method's marker.
 fn impl_item(index: usize, args: &TokenStream) -> TokenStream {
@@ -741,14 +851,17 @@ fn check_expansion(args: &TokenStream, item: &TokenStream) -> Result<(), TestCas
                         "not a fn, yet no fail-soft output for `{shown}`"
                     )));
                 };
-                check_fn_expansion(&function, &output.into_iter().collect(), &shown)
+                check_fn_expansion(&function, args, &output.into_iter().collect(), &shown)
             }
         }
     }
 }
 
+/// A fn expands to itself, its handle and its uncached fn (under the names given, if any),
+/// and hidden helpers.
 fn check_fn_expansion(
     function: &syn::ItemFn,
+    args: &TokenStream,
     output: &TokenStream,
     shown: &str,
 ) -> Result<(), TestCaseError> {
@@ -762,14 +875,28 @@ fn check_fn_expansion(
             other => format!("not a fn: {}", quote!(#other)),
         })
         .collect();
+    let (options, _) = parse_options(args)?;
     let ident = &function.sig.ident;
     let base = ident.unraw();
     let expected = [
         ident.to_string(),
-        format!("{base}_cache"),
-        format!("{base}_uncached"),
+        options
+            .handle
+            .map_or_else(|| format!("{base}_cache"), |name| name.to_string()),
+        options
+            .uncached
+            .map_or_else(|| format!("{base}_uncached"), |name| name.to_string()),
     ];
-    prop_assert_eq!(names, expected, "for `{}`", shown);
+    let public: Vec<&String> = names
+        .iter()
+        .filter(|name| !name.starts_with("__smartcache_"))
+        .collect();
+    prop_assert_eq!(
+        public,
+        expected.iter().collect::<Vec<_>>(),
+        "for `{}`",
+        shown
+    );
     Ok(())
 }
 
@@ -815,8 +942,18 @@ fn check_impl_expansion(
     for method in methods(input) {
         let name = method.sig.ident.to_string();
         prop_assert!(names.contains(&name), "`{}` lost for `{}`", name, shown);
-        if errors.is_empty() && method.attrs.iter().any(attr::is_marker) {
-            for generated in [format!("{name}_cache"), format!("{name}_uncached")] {
+        let marker = method.attrs.iter().find(|a| attr::is_marker(a));
+        if let (true, Some(marker)) = (errors.is_empty(), marker) {
+            let mut marker_errors = Errors::default();
+            let args = attr::marker_args(marker, &mut marker_errors);
+            let (options, _) = parse_options(&args)?;
+            let handle = options
+                .handle
+                .map_or_else(|| format!("{name}_cache"), |h| h.to_string());
+            let uncached = options
+                .uncached
+                .map_or_else(|| format!("{name}_uncached"), |u| u.to_string());
+            for generated in [handle, uncached] {
                 prop_assert!(
                     names.contains(&generated),
                     "no `{}` for `{}`",

@@ -16,7 +16,7 @@ mod valid;
 
 use proc_macro::TokenStream;
 
-/// Memoizes an `async fn`: every call goes through a generated static
+/// Memoizes a function (an `async fn`, or a plain fn): every call goes through a generated static
 /// [`AsyncSmartCache`](https://docs.rs/smartcache/latest/smartcache/struct.AsyncSmartCache.html),
 /// with single-flight per key, cached errors, and statistics.
 ///
@@ -55,10 +55,15 @@ use proc_macro::TokenStream;
 /// | `capacity = 10_000` | most entries kept (values and cached errors) | no bound |
 /// | `skip(arg, ..)` | arguments left out of the key (`self` included) | none |
 /// | `name = "users"` | name in `smartcache::registry` | `module::path::fn_name` |
+/// | `key: Type = expr` | the key: `expr`, over the arguments by reference, replaces the argument tuple | the arguments |
+/// | `companions = "pub(crate)"` | visibility of `<fn>_cache` and `<fn>_uncached` (`"private"`: none) | the fn's |
+/// | `handle = name` | name of the cache handle | `<fn>_cache` |
+/// | `uncached = name` | name of the uncached fn | `<fn>_uncached` |
 ///
 /// Durations are parsed at compile time: `"500ms"`, `"30s"`, `"5m"`, `"1h30m"`, `"2d"`. A
 /// mistake in the options is a compile error on the offending token, and all of them are
-/// reported at once.
+/// reported at once. The options of the `cached` crate (`size`, `time`, `result`,
+/// `sync_writes`, `convert`, ..) are errors that name what to write instead.
 ///
 /// # The key
 ///
@@ -67,7 +72,33 @@ use proc_macro::TokenStream;
 /// `fn g(id: u64)` by `(u64,)`. Reference arguments are stored owned: `&str` as `String`,
 /// `&[T]` as `Vec<T>`, `&Path`, `&OsStr`, `&CStr` as `PathBuf`, `OsString`, `CString`, and
 /// `&T` as `T`. A key argument must be `Hash + Eq + Clone + Send + Sync + 'static`; a `&mut`
-/// argument or one that holds a borrow (`Option<&str>`) must be skipped.
+/// argument or one that holds a borrow (`Option<&str>`) must be skipped. `skip` takes the
+/// names bound inside a pattern too: `skip(state)` leaves out `State(state): State<App>`.
+///
+/// `key: Type = expr` replaces the tuple: `expr` sees every argument by reference, as its
+/// pattern binds it (and `self` as it is received), and `skip` is then not needed.
+///
+/// ```
+/// use smartcache::smart_cached;
+///
+/// pub struct State<S>(pub S);
+/// pub struct App {
+///     region: &'static str,
+/// }
+///
+/// /// One entry per tenant and region: the request id and the state are not in the key.
+/// #[smart_cached(key: String = format!("{tenant}@{}", state.region))]
+/// async fn quota(tenant: &str, _request: u64, State(state): State<&App>) -> u64 {
+///     tenant.len() as u64 + state.region.len() as u64 % 2
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let app = App { region: "eu" };
+/// assert_eq!(quota("acme", 1, State(&app)).await, 4);
+/// assert_eq!(quota("acme", 2, State(&app)).await, 4); // a hit
+/// assert_eq!(quota_cache().get("acme@eu"), Some(4));
+/// # }
+/// ```
 ///
 /// # The return type decides what happens to failures
 ///
@@ -78,23 +109,38 @@ use proc_macro::TokenStream;
 /// | `Result<T, CacheError<E>>` | cached; callers see `Failed` or `Cached` | `AsyncSmartCache<K, T, CacheError<E>>` |
 /// | `Result<T, E>`, `E: Clone` | cached; callers get a clone of the original `E` | `AsyncSmartCache<K, T, E>` |
 /// | `io::Result<T>`, `fmt::Result`, any alias named `Result` | as `Result<T, E>` | as `Result<T, E>` |
+/// | `Result<T, Box<dyn Error + Send + Sync>>` | cached; callers get an error with the original's message and source chain | `AsyncSmartCache<K, T, Box<dyn Error + Send + Sync>>` |
+/// | `anyhow::Result<T>` (feature `anyhow` of smartcache) | cached; callers get an `anyhow::Error` with the original's message and chain | `AsyncSmartCache<K, T, anyhow::Error>` |
+/// | `Option<T>` | `None` is cached like a failure, for `retry` | `AsyncSmartCache<K, T, _>` (a hidden marker error for `None`) |
 /// | anything else | cannot fail: the value is cached | `AsyncSmartCache<K, T>` |
 ///
 /// With `Result<T, CacheError<E>>`, `?` works on an `E` inside the body, and on the
 /// `CacheError<E>` of another cached function (it is passed on as it is). `CacheError`
 /// must be spelled out in the return type: through an alias, the error is taken as an
-/// opaque `E`, cloned. Aliases whose error is not `Clone` (`std::io::Result`,
-/// `anyhow::Result`) are a compile error that says to return `Result<T, CacheError<E>>`.
+/// opaque `E`, cloned. Aliases whose error is not `Clone` (`std::io::Result`) are a compile
+/// error that says to return `Result<T, CacheError<E>>`. A cached `anyhow::Error` or boxed
+/// error cannot be cloned: callers after the first get a stand-in that displays and chains as
+/// the original (`{:#}`, `chain()`, `root_cause()`), and the original itself only when the
+/// cache keeps no copy (`retry = "0s"`); `downcast_ref` to the original type works on that
+/// one only. `?` from a `CacheError<E>` into `anyhow::Error` works for any `E:
+/// std::error::Error + Send + Sync`; for `CacheError<anyhow::Error>`, use
+/// `.map_err(CacheError::into_anyhow)?`, and for `CacheError<Box<dyn Error + Send + Sync>>`,
+/// `.map_err(CacheError::into_boxed)?`.
 ///
 /// # Generated items
 ///
-/// For `async fn fetch(..)`, with the function's visibility and `#[cfg]`:
+/// For `async fn fetch(..)`, with the function's visibility (or that of `companions`) and
+/// `#[cfg]`:
 ///
 /// - `fetch`: the cached function, with the original signature, documentation and
 ///   attributes (`#[must_use]`, `#[tracing::instrument]`, ..);
 /// - `fetch_cache()`: `&'static AsyncSmartCache<..>` for statistics, invalidation and
 ///   priming; built on first use, when it is also registered in `smartcache::registry`;
 /// - `fetch_uncached(..)`: the original body, run without the cache.
+///
+/// `handle = ..` and `uncached = ..` rename the last two, `companions = ".."` sets their
+/// visibility (a `pub fn` then need not grow the public API). An item of yours with one of
+/// these names is reported by the compiler as defined twice (E0428).
 ///
 /// ```
 /// use smartcache::smart_cached;
@@ -116,18 +162,28 @@ use proc_macro::TokenStream;
 ///
 /// # Methods
 ///
-/// Put `#[smart_cached]` on the `impl` block too (it needs the `Self` type, which a method
-/// alone cannot see), and `#[smart_cached(..)]` on each method to cache. The handle is
-/// `Self::<fn>_cache()`. The block must be an inherent, non-generic `impl`.
+/// `#[smart_cached(..)]` on the method is enough: the handle is `Self::<fn>_cache()`, the
+/// receiver is part of the key unless skipped. The `impl` block must be inherent, and
+/// generic over lifetimes only.
 ///
 /// ```
 /// use smartcache::smart_cached;
+///
+/// #[derive(Clone, PartialEq, Eq, Hash)]
+/// struct Region(&'static str);
 ///
 /// struct Catalog {
 ///     base: String,
 /// }
 ///
-/// #[smart_cached]
+/// impl Region {
+///     /// The receiver is part of the key: one entry per region and service.
+///     #[smart_cached(ttl = "1h")]
+///     async fn endpoint(&self, service: &str) -> String {
+///         format!("https://{service}.{}.example.com", self.0)
+///     }
+/// }
+///
 /// impl Catalog {
 ///     /// The receiver is left out of the key: one cache for every `Catalog`.
 ///     #[smart_cached(skip(self), ttl = "1m")]
@@ -137,10 +193,62 @@ use proc_macro::TokenStream;
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// assert_eq!(Region("eu").endpoint("auth").await, "https://auth.eu.example.com");
+/// assert_eq!(Region::endpoint_cache().stats().misses, 1);
 /// let catalog = Catalog { base: "shop".into() };
 /// assert_eq!(catalog.item(3).await, "shop/3");
 /// assert_eq!(Catalog::item_cache().stats().misses, 1);
 /// # }
+/// ```
+///
+/// The attribute sees a fn with `self`, or with `Self` in its signature, as a method. An
+/// associated fn with neither looks like a free fn to it: put `#[smart_cached]` on the `impl`
+/// block too, which then expands each method marked `#[smart_cached(..)]` knowing the `Self`
+/// type. Without that, a cache type that names `Self` (the receiver in the key) is held by
+/// its static type-erased and found again by a downcast, a nanosecond or two per call (see
+/// `docs/design.md`); with it, the static is typed, as for a free fn.
+///
+/// # Plain fns
+///
+/// On a fn that is not `async`, the attribute memoizes it through the blocking form
+/// (`get_or_compute_blocking`): concurrent calls from several threads share one computation,
+/// failures are cached, a panic is raised again in every caller. A fn that returns
+/// `impl Future` without being `async` is an error: write it as an `async fn`.
+///
+/// ```
+/// use smartcache::smart_cached;
+///
+/// #[smart_cached(capacity = 1_000)]
+/// fn parse_version(text: &str) -> Option<(u32, u32)> {
+///     let (major, minor) = text.split_once('.')?;
+///     Some((major.parse().ok()?, minor.parse().ok()?))
+/// }
+///
+/// assert_eq!(parse_version("1.95"), Some((1, 95)));
+/// assert_eq!(parse_version("x"), None); // cached too, for `retry`
+/// assert_eq!(parse_version_cache().stats().load_failures, 1);
+/// ```
+///
+/// # `#[tracing::instrument]` and other attributes
+///
+/// Attributes below `#[smart_cached]` are applied to the cached function, those above it see
+/// the function before it is expanded, that is the body:
+///
+/// ```
+/// # use smartcache::smart_cached;
+/// /// A span for every call, hits included.
+/// #[smart_cached]
+/// #[tracing::instrument]
+/// async fn every_call(id: u32) -> u32 {
+///     id
+/// }
+///
+/// /// A span for each computation only.
+/// #[tracing::instrument]
+/// #[smart_cached]
+/// async fn computations(id: u32) -> u32 {
+///     id
+/// }
 /// ```
 ///
 /// # Concurrent calls and cancellation
@@ -191,18 +299,26 @@ use proc_macro::TokenStream;
 ///
 /// # Compile errors
 ///
-/// Not `async`, generic functions or `impl` blocks, trait `impl`s, `impl Trait` arguments,
-/// unknown or repeated options, bad durations and literals, `skip` of an unknown argument,
-/// `retry` on a function that cannot fail, and a method without the `impl` attribute are
-/// reported by the macro. A key, value or error type that cannot be cached is reported by
-/// the compiler on the argument or return type, with a hint.
+/// A fn returning `impl Future` without `async`, type-generic functions or `impl` blocks,
+/// trait `impl`s, `impl Trait` arguments, unknown or repeated options (the `cached` crate's
+/// with the smartcache spelling as the hint), bad durations and literals, `skip` of an
+/// unknown argument or next to a custom `key`, `retry` on a function that cannot fail, a
+/// companion named like the fn, and `Box<dyn Error>` without `Send + Sync` are reported by
+/// the macro. A key, value or error type that cannot be cached is reported by the compiler,
+/// once, on the argument or return type, with the fix (`skip(pool)`, `skip(self)`, ..).
 ///
 /// # Limits
 ///
 /// - The generated code refers to the runtime as `::smartcache`: the dependency cannot be
 ///   renamed.
-/// - In an `impl` block, cached methods are found by the attribute's last path segment,
-///   `smart_cached`: do not import it under another name.
+/// - In an `impl` block under the attribute, cached methods are found by the attribute's
+///   last path segment, `smart_cached`: do not import it under another name.
+/// - The attribute on a method cannot tell an inherent `impl` from a trait `impl`, nor see a
+///   generic one: in a trait `impl`, the companions are reported as not members of the
+///   trait. In a generic `impl`, a method whose key holds `Self` gets a cache per
+///   instantiation (the later ones found under a lock, a slow path); otherwise the cache is
+///   one static for every instantiation, and one whose type names a type parameter is
+///   refused by the compiler (E0401).
 /// - A type with a hidden lifetime (`Formatter` for `Formatter<'_>`) cannot be seen as
 ///   borrowing; write the lifetime.
 #[proc_macro_attribute]

@@ -4,9 +4,12 @@
 
 use proc_macro2::Span;
 use syn::visit::{self, Visit};
-use syn::{Lifetime, ReturnType, Type, TypeImplTrait, TypeReference};
+use syn::{
+    GenericParam, Lifetime, ReturnType, Signature, Type, TypeImplTrait, TypeReference,
+    WherePredicate,
+};
 
-use crate::ast::{CachedFn, Output, Pass, Place};
+use crate::ast::{CachedFn, Output, Pass};
 use crate::ctxt::Errors;
 
 /// Records every reason why `function` cannot be cached.
@@ -15,15 +18,40 @@ pub(crate) fn check(function: &CachedFn, errors: &mut Errors) {
     check_skip(function, errors);
     check_key(function, errors);
     check_output(function, errors);
+    check_companion_names(function, errors);
+}
+
+/// `handle = ..` and `uncached = ..` must not take the cached fn's name, nor each other's.
+fn check_companion_names(function: &CachedFn, errors: &mut Errors) {
+    let options = &function.options;
+    let fn_name = &function.sig.ident;
+    for name in options.handle.iter().chain(&options.uncached) {
+        if name == fn_name {
+            errors.spanned(
+                name,
+                format!("`{name}` is the cached fn's own name; give its companion another"),
+            );
+        }
+    }
+    if let (Some(handle), Some(uncached)) = (&options.handle, &options.uncached) {
+        if handle == uncached {
+            errors.spanned(
+                uncached,
+                format!("`{uncached}` is already the handle's name; give the uncached fn another"),
+            );
+        }
+    }
 }
 
 fn check_signature(function: &CachedFn, errors: &mut Errors) {
     let sig = &function.sig;
-    if sig.asyncness.is_none() {
-        errors.spanned(
-            sig.fn_token,
-            "`#[smart_cached]` requires an `async fn`; for blocking code, use `AsyncSmartCache::get_or_compute_blocking`",
-        );
+    if let (None, ReturnType::Type(_, ty)) = (&sig.asyncness, &sig.output) {
+        if let Some(impl_trait) = find_impl_trait(ty) {
+            errors.spanned(
+                impl_trait,
+                "a fn returning `impl Future` cannot be cached; write it as an `async fn` returning the output type",
+            );
+        }
     }
     if let Some(constness) = &sig.constness {
         errors.spanned(constness, "a `const fn` cannot be cached");
@@ -35,13 +63,27 @@ fn check_signature(function: &CachedFn, errors: &mut Errors) {
         errors.spanned(abi, "an `extern` fn cannot be cached");
     }
     let generics = &sig.generics;
-    if !generics.params.is_empty() {
+    // Lifetimes are fine: the key and the value are owned, the static is for one set of types.
+    let lifetimes_only = generics
+        .params
+        .iter()
+        .all(|param| matches!(param, GenericParam::Lifetime(_)));
+    if !lifetimes_only {
         errors.spanned(
             generics,
             "a generic fn cannot be cached: its cache is one static, for one set of types",
         );
     } else if let Some(where_clause) = &generics.where_clause {
-        errors.spanned(where_clause, "a cached fn cannot have a `where` clause");
+        let bounds_types = where_clause
+            .predicates
+            .iter()
+            .any(|predicate| !matches!(predicate, WherePredicate::Lifetime(_)));
+        if bounds_types {
+            errors.spanned(
+                where_clause,
+                "a cached fn's `where` clause can only bound lifetimes",
+            );
+        }
     }
     for arg in &function.args {
         if let Some(impl_trait) = find_impl_trait(&arg.ty) {
@@ -51,32 +93,26 @@ fn check_signature(function: &CachedFn, errors: &mut Errors) {
             );
         }
     }
-    if matches!(function.place, Place::Free) {
-        check_free(function, errors);
-    }
-}
-
-/// A free function cannot be a method: methods need the `impl` block's attribute, which
-/// removes theirs before it can run on its own.
-fn check_free(function: &CachedFn, errors: &mut Errors) {
-    const HINT: &str = "a cached method needs `#[smart_cached]` on its `impl` block as well";
-    if let Some(receiver) = &function.receiver {
-        errors.spanned(&receiver.token, HINT);
-        return;
-    }
-    let mut finder = SelfFinder(None);
-    finder.visit_signature(&function.sig);
-    if let Some(span) = finder.0 {
-        errors.push(syn::Error::new(span, HINT));
-    }
 }
 
 fn check_skip(function: &CachedFn, errors: &mut Errors) {
+    if function.options.key.is_some() {
+        for name in &function.options.skip {
+            errors.spanned(
+                name,
+                "`skip` has no effect with a custom `key`, which leaves out every argument it does not use; remove it",
+            );
+        }
+        return;
+    }
     for name in &function.options.skip {
         let exists = if name == "self" {
             function.receiver.is_some()
         } else {
-            function.args.iter().any(|arg| arg.binding == *name)
+            function
+                .args
+                .iter()
+                .any(|arg| arg.binding == *name || arg.names.contains(name))
         };
         if !exists {
             errors.spanned(
@@ -123,6 +159,9 @@ fn check_key(function: &CachedFn, errors: &mut Errors) {
 fn check_output(function: &CachedFn, errors: &mut Errors) {
     if let ReturnType::Type(_, ty) = &function.sig.output {
         if let Some(impl_trait) = find_impl_trait(ty) {
+            if function.sig.asyncness.is_none() {
+                return; // reported as a fn that should be `async`
+            }
             errors.spanned(
                 impl_trait,
                 "an `impl Trait` return type cannot be cached; name a concrete type",
@@ -134,12 +173,51 @@ fn check_output(function: &CachedFn, errors: &mut Errors) {
             ));
         }
     }
+    if let Output::Transparent { error, .. } = &function.output {
+        check_boxed_error(error, errors);
+    }
     if let (Output::Infallible { .. }, Some((_, span))) = (&function.output, function.options.retry)
     {
         errors.push(syn::Error::new(
             span,
             "`retry` applies to failures, and this fn cannot fail: its return type is not a `Result`",
         ));
+    }
+}
+
+/// `Box<dyn Error>` without `Send + Sync` cannot be shared between threads, as a cached
+/// error is.
+fn check_boxed_error(error: &Type, errors: &mut Errors) {
+    let Type::Path(path) = error else { return };
+    let Some(last) = path.path.segments.last() else {
+        return;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return;
+    };
+    let Some(syn::GenericArgument::Type(Type::TraitObject(object))) = args.args.first() else {
+        return;
+    };
+    if last.ident != "Box" {
+        return;
+    }
+    let names: Vec<String> = object
+        .bounds
+        .iter()
+        .filter_map(|bound| match bound {
+            syn::TypeParamBound::Trait(bound) => {
+                bound.path.segments.last().map(|s| s.ident.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    let is_error = names.iter().any(|name| name == "Error");
+    let shared = names.iter().any(|name| name == "Send") && names.iter().any(|name| name == "Sync");
+    if is_error && !shared {
+        errors.spanned(
+            object,
+            "a cached error is shared between threads; write `Box<dyn Error + Send + Sync>`",
+        );
     }
 }
 
@@ -191,6 +269,13 @@ fn find_impl_trait(ty: &Type) -> Option<&TypeImplTrait> {
     let mut finder = Finder(None);
     finder.visit_type(ty);
     finder.0
+}
+
+/// Whether `sig` names `Self` (a method, even without a receiver).
+pub(crate) fn names_self(sig: &Signature) -> bool {
+    let mut finder = SelfFinder(None);
+    finder.visit_signature(sig);
+    finder.0.is_some()
 }
 
 /// The first `Self` in a signature.

@@ -56,6 +56,7 @@
 //! | `metrics` | no | `metrics::publish()`: every registered cache's figures through the `metrics` facade, labelled by name | nothing on the request path; `publish` walks the registry |
 //! | `serde` | no | `Serialize` for [`CacheStats`] and [`registry::RegisteredCache`] | compile time of `serde` only |
 //! | `redis` | no | [`redis`]: the shared tier's connection and protocol (the caches' `.shared` comes next) | redis-rs and `rmp-serde`; needs Rust 1.88 (redis-rs's MSRV) rather than 1.85 |
+//! | `anyhow` | no | `#[smart_cached]` on fns returning `anyhow::Result<T>`; `CacheError::<anyhow::Error>::into_anyhow` | compile time of `anyhow` only |
 // docs.rs (`--cfg docsrs`, see `[package.metadata.docs.rs]`): a badge on every item that
 // needs a feature. Nightly only, hence the cfg; stable builds never see it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -68,11 +69,15 @@
 // infallible forms of `blocking.rs`.
 mod cache;
 
+#[cfg(feature = "anyhow")]
+mod anyhow_impl;
 mod blocking;
 mod builder;
 mod clock;
 mod engine;
 mod error;
+mod error_glue;
+mod fitness;
 mod flight;
 #[cfg(feature = "metrics")]
 pub mod metrics;

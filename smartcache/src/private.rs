@@ -4,13 +4,14 @@
 //!
 //! Not a public API: hidden from the docs, it may change in any release.
 
+use std::any::{Any, TypeId};
 use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::Hash;
 use std::panic::resume_unwind;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub use std::borrow::{Borrow, ToOwned};
 pub use std::ffi::{CString, OsString};
@@ -20,17 +21,17 @@ pub use std::sync::OnceLock;
 pub use std::time::Duration;
 pub use std::vec::Vec;
 
+pub use crate::fitness::{
+    CacheFits, CacheProbe, CacheUnfit, ErrorCloned, ErrorProbe, ErrorUnfit, Fits, HandsBack,
+    KeyFits, KeyProbe, KeyUnfit, SharedError, Unfit, Unusable, check_custom_key, check_hand_back,
+    check_key_arg, check_key_arg_unnamed, check_key_receiver,
+};
 pub use crate::{AsyncSmartCache, CacheError};
 
 /// A type that can be (part of) a cache key. Implemented for every type that qualifies.
 ///
-/// The generated code calls [`check_key`] for each key argument, spanned on the argument's
-/// type: a type that does not qualify is reported there, with the hint below.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be part of a cache key",
-    label = "this argument is part of the key",
-    note = "a key argument must be `Hash + Eq + Clone + Send + Sync + 'static`; leave it out of the key with `skip(..)`"
-)]
+/// The generated code checks each key argument with [`check_key_arg`] and the key probe,
+/// spanned on the argument's type: a type that does not qualify is reported there.
 pub trait CacheKey: Hash + Eq + Clone + Send + Sync + 'static {
     /// A copy of the argument for the key.
     #[must_use]
@@ -70,41 +71,18 @@ pub trait ClonedError: Clone + Send + Sync + 'static {}
 
 impl<E: Clone + Send + Sync + 'static> ClonedError for E {}
 
-/// Reports, on the argument, a key argument type that is not a [`CacheKey`].
-pub const fn check_key<T: CacheKey>() {}
-
 /// Reports, on the return type, a value type that is not a [`CachedValue`].
 pub const fn check_value<T: CachedValue>() {}
 
 /// Reports, on the return type, an error type that is not a [`CachedError`].
 pub const fn check_error<E: CachedError>() {}
 
-/// Reports, on the return type, an error type that is not a [`ClonedError`].
-pub const fn check_cloned_error<E: ClonedError>() {}
-
 /// Reports, on the return type, a `Result` alias whose parts cannot be cached.
 pub const fn check_alias<R>()
 where
     R: Fallible,
     R::Value: CachedValue,
-    R::Error: ClonedError,
 {
-}
-
-/// A generated function's cache, as the function uses it.
-///
-/// Taken through [`Checked::cache`], whose bounds fail (once, and then silence the errors of
-/// the code that uses the cache) when a type cannot be cached: the first error, on the type
-/// at fault, comes from the `check_*` functions.
-#[derive(Debug)]
-pub struct Checked<T>(pub T);
-
-impl<K: CacheKey, V: CachedValue, E: CachedError> Checked<&'static AsyncSmartCache<K, V, E>> {
-    /// The cache.
-    #[must_use]
-    pub fn cache(self) -> &'static AsyncSmartCache<K, V, E> {
-        self.0
-    }
 }
 
 /// The parts of a `Result` named through an alias such as `std::io::Result<T>`.
@@ -164,6 +142,125 @@ pub fn transparent<V, E: ClonedError>(answer: Result<V, CacheError<E>>) -> Resul
         // No `E` can say it: a deadlock reported as a panic beats one that hangs.
         CacheError::Cycle => panic!("{}", crate::error::CYCLE),
     })
+}
+
+/// The failure of an `Option` function: its `None`, cached like an error (negative caching).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Absent;
+
+/// `Some(v)` as the value `v`, `None` as the failure [`Absent`].
+///
+/// # Errors
+///
+/// [`Absent`] for `None`.
+pub fn present<V>(value: Option<V>) -> Result<V, Absent> {
+    value.ok_or(Absent)
+}
+
+/// The body of an `Option` function as a computation that fails with [`Absent`] on `None`.
+///
+/// # Errors
+///
+/// [`Absent`] for `None`.
+pub async fn present_later<F, V>(body: F) -> Result<V, Absent>
+where
+    F: Future<Output = Option<V>>,
+{
+    present(body.await)
+}
+
+/// `Option` functions: `Some` for a value, `None` for a `None`, fresh or cached; a panic of
+/// the body is raised again in the caller.
+#[must_use]
+pub fn optional<V>(answer: Result<V, CacheError<Absent>>) -> Option<V> {
+    match answer {
+        Ok(value) => Some(value),
+        Err(CacheError::Failed(_) | CacheError::Cached { .. }) => None,
+        Err(CacheError::Panicked { message }) => resume_unwind(Box::new(message)),
+        // `None` would read as "absent": a deadlock reported as a panic beats one that hangs.
+        Err(CacheError::Cycle) => panic!("{}", crate::error::CYCLE),
+    }
+}
+
+/// The registry name of a method whose `impl` block the attribute did not see:
+/// `path::Type::method`, from `type_name::<Self>()`.
+#[must_use]
+pub fn method_name(type_name: &str, method: &str) -> String {
+    format!("{type_name}::{method}")
+}
+
+/// The static behind the handle of a method whose cache type names `Self`, written where
+/// the macro cannot spell `Self` (a `static` cannot name it): the cache is stored
+/// type-erased, and found again by a downcast.
+///
+/// A hit costs one more indirection and a type check than a typed static (see the `hit`
+/// benchmark's method case). In a generic `impl` block, one static serves every
+/// instantiation: the first one's cache lives in the cell, the others' in a list under a
+/// lock (the slow path of an unsupported use, which stays correct).
+#[derive(Debug)]
+pub struct ErasedCache {
+    cell: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+/// The caches of the instantiations of generic `impl` blocks after the first, by static
+/// (its address) and type.
+static OTHER_INSTANTIATIONS: Mutex<Vec<(usize, TypeId, &'static (dyn Any + Send + Sync))>> =
+    Mutex::new(Vec::new());
+
+impl ErasedCache {
+    /// An empty cell.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            cell: OnceLock::new(),
+        }
+    }
+
+    /// The cache of type `C` in this cell, built by `build` on first use.
+    pub fn get_or_init<C: Any + Send + Sync>(
+        &'static self,
+        build: impl FnOnce() -> C,
+    ) -> &'static C {
+        let mut build = Some(build);
+        let stored = self.cell.get_or_init(|| {
+            let build = build.take().unwrap_or_else(|| unreachable!("built once"));
+            Box::new(build())
+        });
+        match stored.downcast_ref::<C>() {
+            Some(cache) => cache,
+            None => self.other_instantiation(build),
+        }
+    }
+
+    #[cold]
+    fn other_instantiation<C: Any + Send + Sync>(
+        &'static self,
+        build: Option<impl FnOnce() -> C>,
+    ) -> &'static C {
+        let address = std::ptr::from_ref(self) as usize;
+        let mut others = OTHER_INSTANTIATIONS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let found = others
+            .iter()
+            .find(|(at, ty, _)| *at == address && *ty == TypeId::of::<C>())
+            .and_then(|(_, _, cache)| cache.downcast_ref::<C>());
+        if let Some(cache) = found {
+            return cache;
+        }
+        let build = build.unwrap_or_else(|| unreachable!("the cell holds another type"));
+        // NOTE: built under the lock: building a cache registers it, which takes the
+        // registry's lock, never this one.
+        let cache: &'static C = Box::leak(Box::new(build()));
+        others.push((address, TypeId::of::<C>(), cache));
+        cache
+    }
+}
+
+impl Default for ErasedCache {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Infallible functions: the value; a panic of the body is raised again in the caller.

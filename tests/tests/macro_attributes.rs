@@ -101,3 +101,45 @@ async fn attributes_are_kept() {
     );
     assert_eq!(eight(1, 1, 1, 1, 1, 1, 1, 1).await, 8);
 }
+
+/// A counter of the spans named `traced_method`.
+static METHOD_SPANS: AtomicUsize = AtomicUsize::new(0);
+
+struct MethodSpans;
+
+impl tracing::Subscriber for MethodSpans {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        if span.metadata().name() == "traced_method" {
+            METHOD_SPANS.fetch_add(1, SeqCst);
+        }
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+struct Traced(u32);
+
+impl Traced {
+    /// The attribute alone on a method, `instrument` below it: a span per call.
+    #[smart_cached(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
+    fn traced_method(&self, id: u32) -> u32 {
+        id * self.0
+    }
+}
+
+#[test]
+fn instrument_below_the_attribute_of_a_sync_method_spans_every_call() {
+    let _guard = tracing::subscriber::set_default(MethodSpans);
+    assert_eq!(Traced(2).traced_method(2), 4);
+    assert_eq!(Traced(2).traced_method(2), 4);
+    assert_eq!(Traced::traced_method_cache().stats().hits, 1);
+    assert_eq!(METHOD_SPANS.load(SeqCst), 2, "hit included");
+}

@@ -181,3 +181,31 @@ async fn a_body_that_is_not_send_is_polled_by_its_callers() {
         "handed over: the waiter ran its own computation"
     );
 }
+
+/// A method with the attribute alone, receiver by value: its body goes into the flight
+/// through the hidden associated route fns.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Job(u64);
+
+static JOB_RUNS: AtomicUsize = AtomicUsize::new(0);
+static JOB_GATE: Semaphore = Semaphore::const_new(0);
+
+impl Job {
+    #[smart_cached]
+    async fn run(self, scale: u64) -> u64 {
+        JOB_RUNS.fetch_add(1, SeqCst);
+        JOB_GATE.acquire().await.expect("open").forget();
+        self.0 * scale
+    }
+}
+
+#[tokio::test]
+async fn a_method_alone_with_an_owned_body_survives_its_cancelled_first_caller() {
+    let first = tokio::spawn(Job(2).run(5));
+    let second = tokio::spawn(Job(2).run(5));
+    let joined = || Job::run_cache().stats().coalesced == 1;
+    cancel_the_first_caller(first, joined, &JOB_RUNS).await;
+    JOB_GATE.add_permits(1);
+    assert_eq!(second.await.expect("no panic"), 10);
+    assert_eq!(JOB_RUNS.load(SeqCst), 1, "the shared form: never restarted");
+}

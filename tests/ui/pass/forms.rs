@@ -86,8 +86,84 @@ impl Service {
     }
 }
 
+/// A plain fn, `Option` return.
+#[smart_cached(retry = "1m")]
+pub fn parsed(text: &str) -> Option<u32> {
+    text.parse().ok()
+}
+
+/// A custom key, a destructured argument skipped by the key, a lifetime parameter.
+#[smart_cached(key: u64 = u64::from(*id))]
+pub async fn keyed<'a>(id: u32, Wrapper(label): Wrapper<&'a str>) -> String {
+    format!("{label}{id}")
+}
+
+/// A destructured argument skipped by name.
+#[smart_cached(skip(label))]
+pub async fn skipped(id: u32, Wrapper(label): Wrapper<String>) -> u32 {
+    id + u32::try_from(label.len()).unwrap_or(0)
+}
+
+/// An extractor-like wrapper.
+pub struct Wrapper<T>(pub T);
+
+/// Companions kept in the crate under other names.
+#[smart_cached(companions = "pub(crate)", handle = renamed_handle, uncached = renamed_body)]
+pub async fn renamed(id: u64) -> u64 {
+    id
+}
+
+/// `anyhow::Result` (smartcache's `anyhow` feature).
+#[smart_cached]
+pub async fn with_anyhow(id: u64) -> anyhow::Result<u64> {
+    Ok(id)
+}
+
+/// A boxed error.
+#[smart_cached]
+pub async fn boxed(id: u64) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(id)
+}
+
+/// Methods with the attribute alone.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Alone(u8);
+
+impl Alone {
+    /// The receiver in the key.
+    #[smart_cached]
+    pub async fn keyed(&self, id: u64) -> u64 {
+        id + u64::from(self.0)
+    }
+
+    /// The receiver by value: the shared route, through hidden associated fns.
+    #[smart_cached]
+    pub async fn owned(self, id: u64) -> u64 {
+        id * u64::from(self.0)
+    }
+
+    /// `Self` in the return type, sync.
+    #[smart_cached]
+    pub fn made(id: u8) -> Self {
+        Self(id)
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    assert_eq!(parsed("7"), Some(7));
+    let _: &'static AsyncSmartCache<u64, String, _> = keyed_cache();
+    assert_eq!(keyed(1, Wrapper("a")).await, "a1");
+    assert_eq!(skipped(1, Wrapper("ab".into())).await, 3);
+    assert_eq!(renamed(4).await, 4);
+    assert_eq!(renamed_handle().stats().misses, 1);
+    assert_eq!(renamed_body(5).await, 5);
+    assert_eq!(with_anyhow(1).await.ok(), Some(1));
+    assert_eq!(boxed(2).await.ok(), Some(2));
+    let _: &'static AsyncSmartCache<(Alone, u64), u64> = Alone::keyed_cache();
+    assert_eq!(Alone(1).keyed(1).await, 2);
+    assert_eq!(Alone(2).owned(3).await, 6);
+    assert!(Alone::made(3) == Alone(3));
     let _: &'static AsyncSmartCache<(u64, String), String, CacheError<Error>> = full_cache();
     let _: &'static AsyncSmartCache<(Vec<u8>,), usize, Error> = transparent_cache();
     let _: &'static AsyncSmartCache<(std::path::PathBuf,), bool, Error> = alias_cache();

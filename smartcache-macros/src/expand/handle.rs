@@ -1,0 +1,129 @@
+//! The cache handle, `<fn>_cache()`, and the static cache behind it.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{ToTokens, quote};
+
+use super::Generator;
+
+impl Generator<'_> {
+    // Input:
+    //     #[smart_cached(retry = "1m", name = "users")]
+    //     pub async fn fetch(id: u64) -> Result<User, CacheError<ApiError>> { .. }
+    // Output:
+    //     pub fn fetch_cache() -> &'static AsyncSmartCache<(u64,), User, CacheError<ApiError>> {
+    //         __smartcache_fetch_cache()
+    //     }
+    //     fn __smartcache_fetch_cache() -> &'static AsyncSmartCache<..> {
+    //         static __SMARTCACHE: OnceLock<AsyncSmartCache<..>> = OnceLock::new();
+    //         __SMARTCACHE.get_or_init(|| {
+    //             AsyncSmartCache::builder().retry_interval(Duration::new(60, 0)).name("users").build()
+    //         })
+    //     }
+    // The cached fn calls the hidden fn, which the user's items cannot shadow: a clash with
+    // the handle's name is then one error, E0428, on the attribute.
+    // A method whose cache type names `Self`, seen without its `impl` block, cannot spell
+    // that type in a static: its static holds the cache type-erased (see `ErasedCache`).
+    pub(super) fn handle(&self) -> TokenStream {
+        let function = self.function;
+        let vis = &self.companion_vis;
+        let cfg = &function.attrs.cfg;
+        let cache_fn = &self.cache_fn;
+        let cache_type = self.cache_type();
+        let static_type = self.outside_impl(cache_type.clone());
+        let options = &function.options;
+        let retry = options.retry.map(|(retry, _)| {
+            let retry = duration(retry);
+            quote!(.retry_interval(#retry))
+        });
+        let ttl = options.ttl.map(|ttl| {
+            let ttl = duration(ttl);
+            quote!(.time_to_live(#ttl))
+        });
+        let capacity = options.capacity.map(|capacity| {
+            let capacity = Literal::u64_unsuffixed(capacity);
+            quote!(.max_capacity(#capacity))
+        });
+        let static_fn = &self.static_fn;
+        let static_fn_path = self.path_to(static_fn);
+        let name = self.registry_name();
+        let doc = self.handle_doc();
+        let static_item = if self.self_ty.is_none() && super::names_self(cache_type.clone()) {
+            quote! {
+                static __SMARTCACHE: ::smartcache::__private::ErasedCache =
+                    ::smartcache::__private::ErasedCache::new();
+            }
+        } else {
+            quote! {
+                static __SMARTCACHE: ::smartcache::__private::OnceLock<#static_type> =
+                    ::smartcache::__private::OnceLock::new();
+            }
+        };
+        quote! {
+            #[doc = #doc]
+            #(#cfg)*
+            #[must_use]
+            #[inline]
+            #vis fn #cache_fn() -> &'static #cache_type {
+                #static_fn_path()
+            }
+
+            #[doc(hidden)]
+            #(#cfg)*
+            fn #static_fn() -> &'static #cache_type {
+                #static_item
+                __SMARTCACHE.get_or_init(|| {
+                    #[allow(unused_imports)]
+                    use ::smartcache::__private::{CacheFits as _, CacheUnfit as _};
+                    (&::smartcache::__private::CacheProbe::<#cache_type>::new())
+                        .builder()
+                        #retry
+                        #ttl
+                        #capacity
+                        .name(#name)
+                        .build()
+                })
+            }
+        }
+    }
+
+    /// `module::path::fn_name` (`module::path::Type::fn_name` for a method), or the name given.
+    fn registry_name(&self) -> TokenStream {
+        if let Some(name) = &self.function.options.name {
+            return name.to_token_stream();
+        }
+        let ident = self.function.sig.ident.to_string();
+        if self.is_method() && self.self_ty.is_none() {
+            // The `impl` block is unseen: the type's name comes from the compiler.
+            return quote! {
+                ::smartcache::__private::method_name(::core::any::type_name::<Self>(), #ident)
+            };
+        }
+        let ty = self
+            .self_ty
+            .as_ref()
+            .map(|ty| format!("{}::", ty.to_string().replace(' ', "")));
+        let tail = format!("::{}{ident}", ty.unwrap_or_default());
+        quote!(::core::concat!(::core::module_path!(), #tail))
+    }
+
+    fn handle_doc(&self) -> String {
+        let labels: Vec<&str> = self.keys.iter().map(|key| key.label.as_str()).collect();
+        let key = match labels.as_slice() {
+            [custom] if self.function.options.key.is_some() => format!("`{custom}` (a custom key)"),
+            [single] => format!("`({single},)`"),
+            labels => format!("`({})`", labels.join(", ")),
+        };
+        format!(
+            " The cache behind `{}`: statistics, invalidation, priming.\n\n Keyed by {key}. \
+             Built on first use, when it is also listed in `smartcache::registry`.",
+            self.function.sig.ident
+        )
+    }
+}
+
+/// `Duration::new(secs, nanos)`.
+fn duration(duration: std::time::Duration) -> TokenStream {
+    let secs = Literal::u64_unsuffixed(duration.as_secs());
+    let nanos = Literal::u32_unsuffixed(duration.subsec_nanos());
+    quote!(::smartcache::__private::Duration::new(#secs, #nanos))
+}
