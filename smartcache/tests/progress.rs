@@ -508,3 +508,38 @@ async fn an_unwatched_computation_is_dropped_after_abandon_after_unless_a_caller
     let again = spawn_caller(&cache, watched(&Arc::new(AtomicBool::new(false))), true);
     assert_eq!(again.await.unwrap().unwrap(), "computation 2");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_computation_that_holds_its_cache_and_never_ends_frees_it_after_abandon_after() {
+    let cache = Arc::new(
+        Cache::builder()
+            .name("progress::holds_its_cache")
+            .abandon_after(Duration::from_secs(30))
+            .build(),
+    );
+    let caller = {
+        let cache = Arc::clone(&cache);
+        tokio::spawn(async move {
+            let held = Arc::clone(&cache);
+            cache
+                .get_or_compute_shared(1, move || async move {
+                    // Keeps the cache alive for as long as it runs, and never ends.
+                    let _cache = held;
+                    std::future::pending::<()>().await;
+                    Ok(String::new())
+                })
+                .await
+        })
+    };
+    until("the computation runs", || cache.stats().in_flight == 1).await;
+    caller.abort();
+    assert!(caller.await.unwrap_err().is_cancelled());
+    drop(cache);
+    // Only the computation holds the cache now.
+    assert!(smartcache::registry::find("progress::holds_its_cache").is_some());
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    until("the cache was freed", || {
+        smartcache::registry::find("progress::holds_its_cache").is_none()
+    })
+    .await;
+}
