@@ -41,6 +41,9 @@ pub struct AsyncSmartCacheBuilder<K, V, E> {
     name: Option<String>,
     wait_timeout: Option<Duration>,
     abandon_after: Option<Duration>,
+    /// The shared tier to put the cache on (`shared`).
+    #[cfg(feature = "redis")]
+    shared: Option<crate::redis::shared::HookMaker<K, V, E>>,
     /// Formats keys for `tracing` events, once `trace_keys` asked for it.
     #[cfg(feature = "tracing")]
     trace_key: Option<fn(&K) -> String>,
@@ -63,6 +66,8 @@ where
             name: None,
             wait_timeout: None,
             abandon_after: Some(DEFAULT_ABANDON_AFTER),
+            #[cfg(feature = "redis")]
+            shared: None,
             #[cfg(feature = "tracing")]
             trace_key: None,
             types: PhantomData,
@@ -252,13 +257,60 @@ where
         let tracer = Tracer::new(name.clone(), self.trace_key);
         #[cfg(not(feature = "tracing"))]
         let tracer = Tracer::new();
-        AsyncSmartCache::from_parts(
+        let cache = AsyncSmartCache::from_parts(
             Store::new(self.limits, stats),
-            name,
+            name.clone(),
             tracer,
             self.wait_timeout,
             self.abandon_after,
-        )
+        );
+        #[cfg(feature = "redis")]
+        if let Some(maker) = self.shared {
+            let limits = crate::redis::shared::Limits {
+                ttl: self.limits.ttl,
+                retry: self.limits.retry,
+            };
+            match &name {
+                Some(name) => cache.attach_shared(maker, name, limits),
+                // The name is the cache's key space on Redis: without one, local-only.
+                None => crate::trace::unnamed_shared_cache(),
+            }
+        }
+        cache
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<K, V, E> AsyncSmartCacheBuilder<K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    V: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    E: Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    /// Puts the cache on a shared tier (feature `redis`): every process of the fleet with a
+    /// cache of the same [name](Self::name) and types on the same Redis shares one
+    /// computation and one cached failure per key, and `invalidate` and `clear` reach them
+    /// all. A shared cache needs a name (its key space on Redis); without one it stays
+    /// local-only, and says so in a `tracing` event.
+    ///
+    /// The shared form, [`get_or_compute_shared`](AsyncSmartCache::get_or_compute_shared)
+    /// (which `#[smart_cached]` uses when the body owns its arguments), goes through the
+    /// tier; the borrowing forms stay local. Redis down, slow or restarting never fails a
+    /// call: the cache runs local-only meanwhile (see [`crate::redis`]).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), smartcache::redis::RedisTierError> {
+    /// use smartcache::AsyncSmartCache;
+    /// use smartcache::redis::RedisTier;
+    ///
+    /// let tier = RedisTier::connect("redis://127.0.0.1:6379").await?;
+    /// let users: AsyncSmartCache<u64, String, String> =
+    ///     AsyncSmartCache::builder().name("users").shared(tier).build();
+    /// # drop(users); Ok(()) }
+    /// ```
+    pub fn shared(mut self, tier: crate::redis::RedisTier) -> Self {
+        self.shared = Some(crate::redis::shared::maker(tier));
+        self
     }
 }
 

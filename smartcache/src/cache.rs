@@ -151,6 +151,18 @@ where
         AsyncSmartCacheBuilder::new()
     }
 
+    /// Puts a built cache on the shared tier (see the builder's `shared`).
+    #[cfg(feature = "redis")]
+    pub(crate) fn attach_shared(
+        &self,
+        maker: crate::redis::shared::HookMaker<K, V, E>,
+        name: &str,
+        limits: crate::redis::shared::Limits,
+    ) {
+        let hook = maker(Arc::downgrade(&self.inner), name, limits);
+        let _ = self.inner.shared.set(hook); // built once: the slot is empty
+    }
+
     pub(crate) fn from_parts(
         store: Store<K, V, E>,
         name: Option<Arc<str>>,
@@ -165,6 +177,8 @@ where
             tracer,
             wait_timeout,
             abandon_after,
+            #[cfg(feature = "redis")]
+            shared: std::sync::OnceLock::new(),
         };
         Self {
             inner: Arc::new(inner),
@@ -263,6 +277,15 @@ where
         if let Some(value) = self.inner.store.fresh_value(&key) {
             self.inner.store.stats.record(Request::Hit);
             return Ok(value);
+        }
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.inner.shared.get() {
+            // On the shared tier: the fleet's entry, or the computation under the key's lease.
+            let (shared, fleet_key) = (Arc::clone(shared), key.clone());
+            let boxed =
+                move || -> SharedComputation<V, E> { shared.run(fleet_key, Box::pin(compute())) };
+            let computation = Computation::<fn() -> Fut, _>::Shared(boxed);
+            return Box::pin(self.inner.get_or_compute_slow(key, computation)).await;
         }
         let boxed = || -> SharedComputation<V, E> { Box::pin(compute()) };
         let computation = Computation::<fn() -> Fut, _>::Shared(boxed);
@@ -389,14 +412,14 @@ where
     pub fn invalidate<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        // Order matters: detach the flight first, so that it cannot store after the value
-        // is removed (a flight stores only while it is in the map, under its shard lock).
-        let detached = self.inner.flights.remove(key).is_some();
-        crate::sched::point();
-        let removed = self.inner.store.remove(key);
-        detached || removed
+        let here = self.inner.invalidate_local(key);
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.inner.shared.get() {
+            shared.invalidate(&key.to_owned());
+        }
+        here
     }
 
     /// Removes every stored value and cached error, and detaches every flight in progress
@@ -416,11 +439,11 @@ where
     /// # }
     /// ```
     pub fn clear(&self) {
-        // Flights first, as in `invalidate`: a flight that stored before it was detached has
-        // its value removed by the store clear that follows.
-        self.inner.flights.clear();
-        crate::sched::point();
-        self.inner.store.clear();
+        self.inner.clear_local();
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.inner.shared.get() {
+            shared.clear();
+        }
     }
 
     /// A snapshot of the counters and gauges; see [`CacheStats`] for what each one counts.

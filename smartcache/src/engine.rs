@@ -57,6 +57,9 @@ pub(crate) struct Inner<K, V, E> {
     /// How long a task-driven computation that every caller has left runs on (`None`:
     /// until it ends).
     pub(crate) abandon_after: Option<Duration>,
+    /// The shared tier, for a cache built with `.shared(tier)` (set once, after building).
+    #[cfg(feature = "redis")]
+    pub(crate) shared: crate::redis::shared::HookSlot<K, V, E>,
 }
 
 /// How a caller's computation starts, when it has to: a future that lives in the caller
@@ -80,6 +83,29 @@ where
     V: Clone + Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
+    /// Removes `key`'s stored value or error and detaches its flight, in this process.
+    pub(crate) fn invalidate_local<Q>(&self, key: &Q) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        // Order matters: detach the flight first, so that it cannot store after the value
+        // is removed (a flight stores only while it is in the map, under its shard lock).
+        let detached = self.flights.remove(key).is_some();
+        sched::point();
+        let removed = self.store.remove(key);
+        detached || removed
+    }
+
+    /// Removes everything stored and detaches every flight, in this process.
+    pub(crate) fn clear_local(&self) {
+        // Flights first, as in `invalidate_local`: a flight that stored before it was
+        // detached has its value removed by the store clear that follows.
+        self.flights.clear();
+        sched::point();
+        self.store.clear();
+    }
+
     /// The miss path: joins or leads a flight, then waits or drives until it has an answer.
     pub(crate) async fn get_or_compute_slow<F, Fut, S>(
         self: &Arc<Self>,

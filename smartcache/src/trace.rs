@@ -119,3 +119,10 @@ impl<K> Tracer<K> {
     #[inline]
     pub(crate) fn left(&self, _: &K, _: bool) {}
 }
+
+/// A cache was put on the shared tier without a name: it runs local-only.
+#[cfg(feature = "redis")]
+pub(crate) fn unnamed_shared_cache() {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: TARGET, "a shared cache needs a name (its key space on Redis); this one runs local-only");
+}

@@ -1,24 +1,42 @@
-//! A shared tier on Redis (feature `redis`): the protocol that lets every process of a
-//! fleet share one computation and one cached failure per key.
+//! A shared tier on Redis (feature `redis`): every process of a fleet shares one
+//! computation and one cached failure per key.
 //!
-//! This release has the tier's foundation: [`RedisTier`] (one multiplexed RESP3 connection
-//! per process, reconnecting on its own, behind a circuit breaker), the process-wide
-//! [`install`], and the protocol the caches will speak (leases taken and renewed by token,
-//! commits by compare-and-set, entries in a versioned envelope stamped with Redis's clock,
-//! events that wake waiters and fan invalidations out). Wiring it into
-//! [`AsyncSmartCache`](crate::AsyncSmartCache) (the builder's `.shared(tier)`) comes next;
-//! see `docs/design.md`, "Shared tier".
+//! Connect a [`RedisTier`] (one multiplexed RESP3 connection per process, reconnecting on its
+//! own, behind a circuit breaker) and put a cache on it with the builder's
+//! [`shared`](crate::AsyncSmartCacheBuilder::shared). A miss of the shared form
+//! ([`get_or_compute_shared`](crate::AsyncSmartCache::get_or_compute_shared)) then asks the
+//! fleet first: a usable entry (a value, or a failure inside its retry window) answers at
+//! once; otherwise the call takes the key's lease and computes, renewing the lease while it
+//! runs, and commits the result for every process; the other processes wait for that
+//! commit. `invalidate` and `clear` reach every process's local copies.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), smartcache::redis::RedisTierError> {
+//! use smartcache::AsyncSmartCache;
+//! use smartcache::redis::RedisTier;
+//!
+//! let tier = RedisTier::connect("redis://127.0.0.1:6379").await?;
+//! let prices: AsyncSmartCache<String, u64, String> =
+//!     AsyncSmartCache::builder().name("prices").shared(tier.clone()).build();
+//! let price = prices
+//!     .get_or_compute_shared("ACME".to_owned(), || async { Ok(101) })
+//!     .await;
+//! # drop(price); Ok(()) }
+//! ```
 //!
 //! Nothing here fails a call because Redis is down: every command has a short timeout, a
-//! fault counts towards the breaker, and an open breaker answers "degraded" at once.
-
-// The protocol's operations are called by the caches from the next step on (`.shared`);
-// until then only the tests call them.
-#![allow(dead_code)]
+//! fault counts towards the breaker, and while it is open the cache runs local-only.
+//!
+//! What this release does not do yet: the attribute's `shared` option (with
+//! [`install`]), the borrowing forms (`get_or_compute`) on the tier, a shared failure's
+//! remaining window locally (a process that receives a failure from the fleet caches it
+//! for its full retry interval from then), and per-cache statistics of the tier beyond
+//! [`TierStats`]. See `docs/design.md`, "Shared tier".
 
 mod breaker;
 mod envelope;
 mod protocol;
+pub(crate) mod shared;
 mod tier;
 
 pub use tier::{RedisTier, RedisTierError, TierConfig, TierStats, install, installed};

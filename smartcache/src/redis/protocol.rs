@@ -8,7 +8,7 @@
 //! | `{ns}:gen` | string | the generation: `clear` increments it, so every entry of the old one is gone at once |
 //! | `{ns}:{gen}:k:{key}` | hash | `e`: the envelope; `a`: when it was written (Redis `TIME`, ms); `u`: how long after that it answers calls (ms; -1: for ever) |
 //! | `{ns}:{gen}:l:{key}` | string | the lease: a random token, `PX` the lease time, renewed while computing |
-//! | `{ns}:events` | channel | `s{key}` set, `d{key}` deleted, `r{key}` lease released, `c{gen}` cleared |
+//! | `{ns}:events` | channel | `s`, `d`, `r` + origin + key: set, deleted, lease released; `c{gen}` cleared |
 //!
 //! `{key}` is the `MessagePack` encoding of the cache key. Every deadline is computed by the
 //! scripts from Redis's own clock, so the processes' clocks never need to agree.
@@ -186,43 +186,56 @@ impl Names {
     }
 }
 
-/// An event on a cache's channel.
+/// An event on a cache's channel. Key events name the process that caused them (its
+/// tier's random `origin`), so that a process can skip its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Event {
     /// An entry was written.
-    Set(Vec<u8>),
+    Set { origin: u64, key: Vec<u8> },
     /// An entry (and its lease) were removed by an invalidation.
-    Deleted(Vec<u8>),
+    Deleted { origin: u64, key: Vec<u8> },
     /// A lease was released without a result.
-    Released(Vec<u8>),
+    Released { origin: u64, key: Vec<u8> },
     /// Everything was cleared; this is the new generation.
     Cleared(u64),
 }
 
 impl Event {
+    /// A tag, then for key events the origin (8 bytes, big-endian) and the key; for a clear
+    /// the generation in decimal (the `CLEAR` script writes it).
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let (tag, body): (u8, Vec<u8>) = match self {
-            Self::Set(key) => (b's', key.clone()),
-            Self::Deleted(key) => (b'd', key.clone()),
-            Self::Released(key) => (b'r', key.clone()),
-            Self::Cleared(generation) => (b'c', generation.to_string().into_bytes()),
+        let (tag, origin, key) = match self {
+            Self::Set { origin, key } => (b's', origin, key),
+            Self::Deleted { origin, key } => (b'd', origin, key),
+            Self::Released { origin, key } => (b'r', origin, key),
+            Self::Cleared(generation) => {
+                return std::iter::once(b'c')
+                    .chain(generation.to_string().into_bytes())
+                    .collect();
+            }
         };
-        std::iter::once(tag).chain(body).collect()
+        let mut message = vec![tag];
+        message.extend_from_slice(&origin.to_be_bytes());
+        message.extend_from_slice(key);
+        message
     }
 
     /// `None` for a message this version does not know (it is ignored).
     pub(crate) fn decode(message: &[u8]) -> Option<Self> {
         let (&tag, body) = message.split_first()?;
-        let key = body.to_vec();
-        match tag {
-            b's' => Some(Self::Set(key)),
-            b'd' => Some(Self::Deleted(key)),
-            b'r' => Some(Self::Released(key)),
-            b'c' => std::str::from_utf8(body)
+        if tag == b'c' {
+            return std::str::from_utf8(body)
                 .ok()?
                 .parse()
                 .ok()
-                .map(Self::Cleared),
+                .map(Self::Cleared);
+        }
+        let (origin, key) = body.split_first_chunk::<8>()?;
+        let (origin, key) = (u64::from_be_bytes(*origin), key.to_vec());
+        match tag {
+            b's' => Some(Self::Set { origin, key }),
+            b'd' => Some(Self::Deleted { origin, key }),
+            b'r' => Some(Self::Released { origin, key }),
             _ => None,
         }
     }
@@ -230,7 +243,19 @@ impl Event {
     /// The key the event is about, if it is about one.
     pub(crate) fn key(&self) -> Option<&[u8]> {
         match self {
-            Self::Set(key) | Self::Deleted(key) | Self::Released(key) => Some(key),
+            Self::Set { key, .. } | Self::Deleted { key, .. } | Self::Released { key, .. } => {
+                Some(key)
+            }
+            Self::Cleared(_) => None,
+        }
+    }
+
+    /// The process that caused a key event.
+    pub(crate) fn origin(&self) -> Option<u64> {
+        match self {
+            Self::Set { origin, .. }
+            | Self::Deleted { origin, .. }
+            | Self::Released { origin, .. } => Some(*origin),
             Self::Cleared(_) => None,
         }
     }
@@ -243,15 +268,25 @@ mod tests {
     #[test]
     fn events_round_trip() {
         for event in [
-            Event::Set(b"\x01k".to_vec()),
-            Event::Deleted(vec![]),
-            Event::Released(b"x".to_vec()),
+            Event::Set {
+                origin: 7,
+                key: b"\x01k".to_vec(),
+            },
+            Event::Deleted {
+                origin: u64::MAX,
+                key: vec![],
+            },
+            Event::Released {
+                origin: 0,
+                key: b"x".to_vec(),
+            },
             Event::Cleared(42),
         ] {
             assert_eq!(Event::decode(&event.encode()), Some(event));
         }
         assert_eq!(Event::decode(b""), None);
-        assert_eq!(Event::decode(b"zwhat"), None);
+        assert_eq!(Event::decode(b"zwhat_and_more"), None);
+        assert_eq!(Event::decode(b"sshort"), None, "no room for the origin");
     }
 
     #[test]

@@ -123,6 +123,8 @@ struct Tier {
     listeners: DashMap<Vec<u8>, Weak<Listener>>,
     redis_errors: AtomicU64,
     breaker_opened: AtomicU64,
+    /// This process's name in events (random per tier): its own events are not news to it.
+    origin: u64,
 }
 
 impl RedisTier {
@@ -173,9 +175,15 @@ impl RedisTier {
             listeners: DashMap::new(),
             redis_errors: AtomicU64::new(0),
             breaker_opened: AtomicU64::new(0),
+            origin: random_u64(),
         });
         tokio::spawn(listen(Arc::downgrade(&tier), events));
         Ok(Self { inner: tier })
+    }
+
+    /// How long a lease lasts without renewal.
+    pub(crate) fn lease_time(&self) -> Duration {
+        self.inner.config.lease
     }
 
     /// The tier's counters.
@@ -325,6 +333,26 @@ impl Namespace {
         self.generation.load(Relaxed)
     }
 
+    /// Whether an event was caused by this process.
+    pub(crate) fn is_own(&self, event: &Event) -> bool {
+        event.origin() == Some(self.tier().origin)
+    }
+
+    fn event_set(&self, key: &[u8]) -> Vec<u8> {
+        let (origin, key) = (self.tier().origin, key.to_vec());
+        Event::Set { origin, key }.encode()
+    }
+
+    fn event_released(&self, key: &[u8]) -> Vec<u8> {
+        let (origin, key) = (self.tier().origin, key.to_vec());
+        Event::Released { origin, key }.encode()
+    }
+
+    fn event_deleted(&self, key: &[u8]) -> Vec<u8> {
+        let (origin, key) = (self.tier().origin, key.to_vec());
+        Event::Deleted { origin, key }.encode()
+    }
+
     async fn subscribe(&self) {
         let mut connection = self.tier().connection.clone();
         let channel = self.names.channel();
@@ -403,7 +431,7 @@ impl Namespace {
             .arg(usable.map_or(-1, |d| i64::try_from(millis(d)).unwrap_or(i64::MAX)))
             .arg(keep.map_or(0, millis))
             .arg(self.names.channel())
-            .arg(Event::Set(key.to_vec()).encode());
+            .arg(self.event_set(key));
         let stored: i64 = self
             .tier()
             .run(invocation.invoke_async(&mut connection))
@@ -436,7 +464,7 @@ impl Namespace {
             .key(self.names.lease(generation, key))
             .arg(token)
             .arg(self.names.channel())
-            .arg(Event::Released(key.to_vec()).encode());
+            .arg(self.event_released(key));
         let released: i64 = self
             .tier()
             .run(invocation.invoke_async(&mut connection))
@@ -453,7 +481,7 @@ impl Namespace {
             .key(self.names.data(generation, key))
             .key(self.names.lease(generation, key))
             .arg(self.names.channel())
-            .arg(Event::Deleted(key.to_vec()).encode());
+            .arg(self.event_deleted(key));
         self.tier()
             .run(invocation.invoke_async::<i64>(&mut connection))
             .await
@@ -527,6 +555,22 @@ impl Namespace {
             .waiters
             .remove_if(&slot, |_, notify| Arc::strong_count(notify) == 1);
     }
+}
+
+/// A random number, from the process's randomly seeded hasher and the clock: for lease
+/// tokens and origins, which only need to differ between processes and calls.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Relaxed));
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
 static INSTALLED: OnceLock<RedisTier> = OnceLock::new();

@@ -1,0 +1,338 @@
+//! A cache on the shared tier: the fleet's part of a miss (a shared hit, or the key's lease
+//! and a commit), and local copies kept coherent by the events of other processes.
+//!
+//! Reached from the shared form (`get_or_compute_shared`, which the attribute uses when the
+//! body owns its arguments): its computation is wrapped by [`SharedHook::run`], which asks
+//! the fleet first and runs the computation only under the key's lease. The local flight
+//! engine still gives single-flight inside the process, so one process sends one request per
+//! key, however many callers it has.
+
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::OnceCell;
+
+use super::envelope::{Body, Decoded, Envelope, fingerprint};
+use super::protocol::Event;
+use super::tier::{Found, Listener, Namespace, RedisTier, random_u64};
+use crate::engine::Inner;
+use crate::flight::SharedComputation;
+
+/// How a cache reaches the fleet, whatever its types: made where the serde bounds hold.
+pub(crate) trait SharedHook<K, V, E>: Send + Sync {
+    /// Wraps a miss's computation: the fleet's entry if it has a usable one, else the
+    /// computation, run under the key's lease and committed for the fleet.
+    fn run(self: Arc<Self>, key: K, compute: SharedComputation<V, E>) -> SharedComputation<V, E>;
+    /// Removes `key`'s entry (and lease) fleet-wide; every process drops its local copy.
+    fn invalidate(&self, key: &K);
+    /// Clears the cache fleet-wide.
+    fn clear(&self);
+}
+
+/// Makes a cache's hook once the cache exists (its local copies are what events remove).
+pub(crate) type HookMaker<K, V, E> =
+    Box<dyn FnOnce(Weak<Inner<K, V, E>>, &str, Limits) -> Arc<dyn SharedHook<K, V, E>> + Send>;
+
+/// What a shared entry keeps of the cache's settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) retry: Duration,
+}
+
+/// The maker for a cache of these types on `tier`.
+pub(crate) fn maker<K, V, E>(tier: RedisTier) -> HookMaker<K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    E: Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    Box::new(move |cache, name, limits| {
+        Arc::new_cyclic(|me: &Weak<Shared<K, V, E>>| {
+            let me = me.clone();
+            let listener: Arc<Listener> = Arc::new(move |event: &Event| {
+                if let Some(shared) = me.upgrade() {
+                    shared.on_event(event);
+                }
+            });
+            Shared {
+                tier,
+                name: name.to_owned(),
+                schema: fingerprint::<K, V, E>(),
+                namespace: OnceCell::new(),
+                cache,
+                limits,
+                listener,
+                _types: std::marker::PhantomData,
+            }
+        }) as Arc<dyn SharedHook<K, V, E>>
+    })
+}
+
+struct Shared<K, V, E> {
+    tier: RedisTier,
+    name: String,
+    schema: u64,
+    namespace: OnceCell<Namespace>,
+    cache: Weak<Inner<K, V, E>>,
+    limits: Limits,
+    /// Held here: the tier holds it weakly.
+    listener: Arc<Listener>,
+    _types: std::marker::PhantomData<fn() -> (V, E)>,
+}
+
+impl<K, V, E> Shared<K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    E: Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    async fn namespace(&self) -> &Namespace {
+        self.namespace
+            .get_or_init(|| self.tier.namespace(&self.name, self.schema, &self.listener))
+            .await
+    }
+
+    /// Another process changed a key: drop the local copy (and, for an invalidation, the
+    /// local flight, whose result would be stale).
+    fn on_event(&self, event: &Event) {
+        let Some(namespace) = self.namespace.get() else {
+            return;
+        };
+        if namespace.is_own(event) {
+            return;
+        }
+        let Some(cache) = self.cache.upgrade() else {
+            return;
+        };
+        match event {
+            Event::Set { key, .. } => {
+                if let Ok(key) = rmp_serde::from_slice::<K>(key) {
+                    cache.store.remove(&key);
+                }
+            }
+            Event::Deleted { key, .. } => {
+                if let Ok(key) = rmp_serde::from_slice::<K>(key) {
+                    cache.invalidate_local(&key);
+                }
+            }
+            Event::Cleared(generation) => {
+                namespace.cleared(*generation);
+                cache.clear_local();
+            }
+            Event::Released { .. } => {}
+        }
+    }
+
+    /// The computation under the key's lease: renewed in the background while it runs,
+    /// committed for the fleet when it ends, released if it is dropped.
+    async fn compute_under_lease(
+        &self,
+        namespace: &Namespace,
+        key: Vec<u8>,
+        token: String,
+        old: Option<Vec<u8>>,
+        compute: SharedComputation<V, E>,
+    ) -> Result<V, E> {
+        let mut lease = Lease::hold(namespace.clone(), key, token, self.tier.lease_time());
+        let result = compute.await;
+        let Limits { ttl, retry } = self.limits;
+        let failures = old
+            .and_then(|old| rmp_serde::from_slice::<Envelope>(&old).ok())
+            .map_or(0, |old| match old.body {
+                Body::Error { failures, .. } => failures,
+                Body::Value { .. } => 0,
+            });
+        let envelope = match &result {
+            Ok(value) => {
+                Envelope::value(self.schema, value, ttl.map(millis)).map(|envelope| (envelope, ttl))
+            }
+            // A zero retry interval caches no error, here as locally.
+            Err(_) if retry.is_zero() => None,
+            Err(error) => Envelope::error(self.schema, error, millis(retry), failures + 1)
+                .map(|envelope| (envelope, Some(retry))),
+        };
+        if let Some((bytes, usable)) = envelope.and_then(|(e, usable)| Some((e.encode()?, usable)))
+        {
+            // Kept a little past its usable time, so that the next lease holder learns the
+            // failure count (and, later, the last good value) from it.
+            let keep = usable.map(|usable| usable.saturating_mul(2));
+            if namespace
+                .commit(&lease.key, &lease.token, &bytes, usable, keep)
+                .await
+                .is_ok()
+            {
+                lease.committed();
+            }
+        }
+        result
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl<K, V, E> SharedHook<K, V, E> for Shared<K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    E: Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    fn run(self: Arc<Self>, key: K, compute: SharedComputation<V, E>) -> SharedComputation<V, E> {
+        Box::pin(async move {
+            // Outside a tokio runtime the tier's connection cannot run: local-only.
+            if tokio::runtime::Handle::try_current().is_err() {
+                return compute.await;
+            }
+            let Ok(key) = rmp_serde::to_vec(&key) else {
+                return compute.await;
+            };
+            let namespace = self.namespace().await;
+            let token = format!("{:016x}", random_u64());
+            loop {
+                match namespace.lookup_or_lease(&key, &token).await {
+                    Err(_) => return compute.await, // degraded: local-only
+                    Ok(Found::Entry { envelope, .. }) => {
+                        match Envelope::decode::<V, E>(&envelope, self.schema) {
+                            Some(Decoded::Value { value, .. }) => return Ok(value),
+                            Some(Decoded::Error { error, .. }) => return Err(error),
+                            // Another schema or an undecodable entry: a miss. It goes, and the
+                            // next look takes the lease to overwrite it.
+                            None => {
+                                if namespace.invalidate(&key).await.is_err() {
+                                    return compute.await;
+                                }
+                            }
+                        }
+                    }
+                    Ok(Found::Held { for_at_most }) => {
+                        namespace.wait_for(&key, for_at_most).await;
+                    }
+                    Ok(Found::Leased { old }) => {
+                        let old = old.map(|(envelope, _)| envelope);
+                        return self
+                            .compute_under_lease(namespace, key, token, old, compute)
+                            .await;
+                    }
+                }
+            }
+        })
+    }
+
+    fn invalidate(&self, key: &K) {
+        let Ok(key) = rmp_serde::to_vec(key) else {
+            return;
+        };
+        self.in_background(move |namespace| async move {
+            let _ = namespace.invalidate(&key).await;
+        });
+    }
+
+    fn clear(&self) {
+        self.in_background(|namespace| async move {
+            let _ = namespace.clear().await;
+        });
+    }
+}
+
+impl<K, V, E> Shared<K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    E: Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    /// Runs `work` on the namespace in a task of the current runtime (the caller's call is
+    /// synchronous); outside a runtime, the fleet is not told (traced).
+    fn in_background<F, Fut>(&self, work: F)
+    where
+        F: FnOnce(Namespace) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (tier, name, schema, listener) = (
+            self.tier.clone(),
+            self.name.clone(),
+            self.schema,
+            Arc::clone(&self.listener),
+        );
+        let known = self.namespace.get().cloned();
+        runtime.spawn(async move {
+            let namespace = match known {
+                Some(namespace) => namespace,
+                None => tier.namespace(&name, schema, &listener).await,
+            };
+            work(namespace).await;
+        });
+    }
+}
+
+/// A lease held while computing: renewed every third of the lease time by a task of its
+/// own, released if dropped before the commit.
+struct Lease {
+    namespace: Namespace,
+    key: Vec<u8>,
+    token: String,
+    renewal: tokio::task::AbortHandle,
+    committed: bool,
+}
+
+impl Lease {
+    fn hold(namespace: Namespace, key: Vec<u8>, token: String, lease: Duration) -> Self {
+        let renewal = {
+            let (namespace, key, token) = (namespace.clone(), key.clone(), token.clone());
+            tokio::spawn(async move {
+                let every = (lease / 3).max(Duration::from_millis(10));
+                loop {
+                    tokio::time::sleep(every).await;
+                    // Lost (or Redis is down): nothing more to renew.
+                    if namespace.renew(&key, &token).await != Ok(true) {
+                        return;
+                    }
+                }
+            })
+            .abort_handle()
+        };
+        Self {
+            namespace,
+            key,
+            token,
+            renewal,
+            committed: false,
+        }
+    }
+
+    fn committed(&mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewal.abort();
+        if self.committed {
+            return;
+        }
+        // Dropped unfinished, or the commit failed: free the key for the next process now,
+        // rather than after the lease time.
+        let (namespace, key, token) = (
+            self.namespace.clone(),
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.token),
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = namespace.release(&key, &token).await;
+            });
+        }
+    }
+}
+
+/// Whether a cache has a hook (set once, after the cache is built).
+pub(crate) type HookSlot<K, V, E> = OnceLock<Arc<dyn SharedHook<K, V, E>>>;

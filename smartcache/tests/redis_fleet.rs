@@ -1,0 +1,348 @@
+//! A fleet: this test binary starts copies of itself as worker processes, all on one real
+//! Redis, and counts in Redis what their computations did.
+//!
+//! A worker is the `fleet_worker` test run with `SMARTCACHE_FLEET_WORKER` set (`url|scenario`);
+//! without it, that test does nothing.
+#![cfg(feature = "redis")]
+
+mod redis_support;
+
+use std::future::Future;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis_support::Server;
+use smartcache::AsyncSmartCache;
+use smartcache::redis::RedisTier;
+
+const WORKER: &str = "SMARTCACHE_FLEET_WORKER";
+const PROCESSES: usize = 3;
+const TASKS: usize = 20;
+
+type Cache = AsyncSmartCache<u64, String, String>;
+
+/// Runs `PROCESSES` workers of `scenario` against `server`; returns each one's output.
+fn run_fleet(server: &Server, scenario: &str) -> Vec<String> {
+    let exe = std::env::current_exe().expect("the test binary");
+    let workers: Vec<_> = (0..PROCESSES)
+        .map(|_| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "fleet_worker",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ])
+                .env(WORKER, format!("{}|{scenario}", server.url()))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("a worker process")
+        })
+        .collect();
+    workers
+        .into_iter()
+        .map(|worker| {
+            let output = worker.wait_with_output().expect("the worker ends");
+            assert!(output.status.success(), "a worker failed");
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        })
+        .collect()
+}
+
+fn connection(server: &Server) -> redis::Connection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+fn counter(server: &Server, name: &str) -> i64 {
+    redis::cmd("GET")
+        .arg(name)
+        .query::<Option<i64>>(&mut connection(server))
+        .unwrap()
+        .unwrap_or(0)
+}
+
+/// The answers a worker printed (`answer: ..`; the first shares its line with the test
+/// harness's `test fleet_worker ... `).
+fn answers(output: &str) -> Vec<&str> {
+    output
+        .lines()
+        .filter_map(|line| line.split_once("answer: ").map(|(_, answer)| answer))
+        .collect()
+}
+
+#[test]
+fn a_herd_across_processes_makes_one_backend_call() {
+    let server = Server::start();
+    let outputs = run_fleet(&server, "herd");
+    assert_eq!(
+        counter(&server, "fleet:computations"),
+        1,
+        "one computation fleet-wide"
+    );
+    let all: Vec<&str> = outputs.iter().flat_map(|o| answers(o)).collect();
+    assert_eq!(all.len(), PROCESSES * TASKS);
+    assert!(
+        all.iter().all(|a| *a == all[0]),
+        "everyone got the same value: {all:?}"
+    );
+}
+
+#[test]
+fn a_failure_is_shared_by_the_fleet_and_computed_once() {
+    let server = Server::start();
+    let outputs = run_fleet(&server, "fail");
+    assert_eq!(
+        counter(&server, "fleet:computations"),
+        1,
+        "one failing call fleet-wide"
+    );
+    let all: Vec<&str> = outputs.iter().flat_map(|o| answers(o)).collect();
+    assert_eq!(all.len(), PROCESSES * 3);
+    assert!(all.iter().all(|a| a.starts_with("error")), "{all:?}");
+}
+
+#[test]
+fn with_redis_gone_every_process_computes_on_its_own() {
+    let mut server = Server::start();
+    let url = server.url();
+    server.stop();
+    let exe = std::env::current_exe().expect("the test binary");
+    let output = Command::new(exe)
+        .args([
+            "--exact",
+            "fleet_worker",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(WORKER, format!("{url}|down"))
+        .output()
+        .expect("a worker");
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(answers(&stdout), vec!["local-only"]);
+}
+
+/// The worker side: does nothing unless started by one of the tests above.
+#[test]
+fn fleet_worker() {
+    let Ok(spec) = std::env::var(WORKER) else {
+        return;
+    };
+    let (url, scenario) = spec.split_once('|').expect("url|scenario");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(worker(url.to_owned(), scenario.to_owned()));
+}
+
+async fn worker(url: String, scenario: String) {
+    if scenario == "down" {
+        // Redis is gone before the process starts: connecting fails fast, and the cache
+        // works on its own.
+        let connected = RedisTier::connect(&url).await;
+        assert!(connected.is_err());
+        let cache: Cache = AsyncSmartCache::builder().name("fleet").build();
+        let answer = cache
+            .get_or_compute_shared(1, || async { Ok("local-only".to_owned()) })
+            .await
+            .unwrap();
+        println!("answer: {answer}");
+        return;
+    }
+    let tier = RedisTier::connect(&url).await.expect("redis is up");
+    let cache: Arc<Cache> = Arc::new(
+        AsyncSmartCache::builder()
+            .name(format!("fleet-{scenario}"))
+            .retry_interval(Duration::from_secs(60))
+            .shared(tier)
+            .build(),
+    );
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    // Every process is up before any calls: one INCR each, then wait for all.
+    let _: i64 = redis::cmd("INCR")
+        .arg("fleet:ready")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    for _ in 0..1_000 {
+        let ready: i64 = redis::cmd("GET")
+            .arg("fleet:ready")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if ready >= i64::try_from(PROCESSES).unwrap() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    match scenario.as_str() {
+        "herd" => herd(&cache, &client).await,
+        "fail" => {
+            for _ in 0..3 {
+                let answer = cache
+                    .get_or_compute_shared(7, computation(client.clone(), false))
+                    .await;
+                println!(
+                    "answer: {}",
+                    answer.unwrap_or_else(|e| format!("error {e}"))
+                );
+            }
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+/// `TASKS` callers of key 1 at once; the computation (wherever it runs) waits until every
+/// process has started calling, so the calls overlap across processes.
+async fn herd(cache: &Arc<Cache>, client: &redis::Client) {
+    let callers: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (cache, client) = (Arc::clone(cache), client.clone());
+            tokio::spawn(async move {
+                let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+                let _: i64 = redis::cmd("INCR")
+                    .arg("fleet:calling")
+                    .query_async(&mut redis)
+                    .await
+                    .unwrap();
+                cache
+                    .get_or_compute_shared(1, computation(client, true))
+                    .await
+            })
+        })
+        .collect();
+    for caller in callers {
+        let answer = caller.await.unwrap();
+        println!(
+            "answer: {}",
+            answer.unwrap_or_else(|e| format!("error {e}"))
+        );
+    }
+}
+
+/// Counts itself in Redis; for a herd, waits until every caller of every process has
+/// started (bounded), then answers with its process id; otherwise fails.
+fn computation(
+    client: redis::Client,
+    succeed: bool,
+) -> impl FnOnce() -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send>> {
+    move || {
+        Box::pin(async move {
+            let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+            let _: i64 = redis::cmd("INCR")
+                .arg("fleet:computations")
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            if !succeed {
+                return Err("backend down".to_owned());
+            }
+            let everyone = i64::try_from(PROCESSES * TASKS).unwrap();
+            for _ in 0..500 {
+                let calling: i64 = redis::cmd("GET")
+                    .arg("fleet:calling")
+                    .query_async(&mut redis)
+                    .await
+                    .unwrap();
+                if calling >= everyone {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(format!("computed by process {}", std::process::id()))
+        })
+    }
+}
+
+/// Two caches of one name on two connections, as two processes would have them.
+async fn two_processes(server: &Server, name: &str) -> (Cache, Cache) {
+    let cache = || async {
+        let tier = RedisTier::connect(&server.url())
+            .await
+            .expect("redis is up");
+        AsyncSmartCache::builder().name(name).shared(tier).build()
+    };
+    (cache().await, cache().await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_reaches_the_local_copies_of_every_process() {
+    let server = Server::start();
+    let (a, b) = two_processes(&server, "fanout").await;
+    let from_a = a
+        .get_or_compute_shared(1, || async { Ok("first".to_owned()) })
+        .await;
+    assert_eq!(from_a.unwrap(), "first");
+    // B's miss is a shared hit: nothing runs there, and B keeps a local copy.
+    let from_b = b
+        .get_or_compute_shared(1, || async { Ok("not run".to_owned()) })
+        .await;
+    assert_eq!(from_b.unwrap(), "first");
+    assert_eq!(b.get(&1).as_deref(), Some("first"));
+    assert!(a.invalidate(&1));
+    let mut dropped = false;
+    for _ in 0..500 {
+        if b.get(&1).is_none() {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(dropped, "B's local copy was dropped by A's invalidation");
+    let again = b
+        .get_or_compute_shared(1, || async { Ok("second".to_owned()) })
+        .await;
+    assert_eq!(
+        again.unwrap(),
+        "second",
+        "recomputed, not the invalidated value"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clear_reaches_every_process() {
+    let server = Server::start();
+    let (a, b) = two_processes(&server, "fanout-clear").await;
+    for key in 0..3 {
+        let value = a
+            .get_or_compute_shared(key, || async move { Ok(key.to_string()) })
+            .await;
+        assert_eq!(value.unwrap(), key.to_string());
+        let shared = b
+            .get_or_compute_shared(key, || async { Ok("not run".to_owned()) })
+            .await;
+        assert_eq!(shared.unwrap(), key.to_string());
+    }
+    a.clear();
+    let mut cleared = false;
+    for _ in 0..500 {
+        if b.stats().total_entries == 0 {
+            cleared = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        cleared,
+        "B's local copies went with A's clear: {:?}",
+        b.stats()
+    );
+    let fresh = b
+        .get_or_compute_shared(0, || async { Ok("fresh".to_owned()) })
+        .await;
+    assert_eq!(
+        fresh.unwrap(),
+        "fresh",
+        "the old generation is gone for B too"
+    );
+}
