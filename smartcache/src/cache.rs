@@ -13,7 +13,7 @@ use dashmap::mapref::entry::Entry as MapEntry;
 
 use crate::builder::AsyncSmartCacheBuilder;
 use crate::engine::{Computation, Inner};
-use crate::flight::SharedComputation;
+use crate::flight::{FleetNote, SharedComputation};
 use crate::stats::Request;
 use crate::store::{Hasher, Store};
 use crate::trace::Tracer;
@@ -232,7 +232,8 @@ where
             self.inner.store.stats.record(Request::Hit);
             return Ok(value);
         }
-        let computation = Computation::<_, fn() -> SharedComputation<V, E>>::Local(compute);
+        let computation =
+            Computation::<_, fn(&FleetNote) -> SharedComputation<V, E>>::Local(compute);
         // Boxed: the hit path's future stays small, and the slow path's code stays out of it.
         Box::pin(self.inner.get_or_compute_slow(key, computation)).await
     }
@@ -282,12 +283,13 @@ where
         if let Some(shared) = self.inner.shared.get() {
             // On the shared tier: the fleet's entry, or the computation under the key's lease.
             let (shared, fleet_key) = (Arc::clone(shared), key.clone());
-            let boxed =
-                move || -> SharedComputation<V, E> { shared.run(fleet_key, Box::pin(compute())) };
+            let boxed = move |note: &FleetNote| -> SharedComputation<V, E> {
+                shared.run(fleet_key, Box::pin(compute()), Arc::clone(note))
+            };
             let computation = Computation::<fn() -> Fut, _>::Shared(boxed);
             return Box::pin(self.inner.get_or_compute_slow(key, computation)).await;
         }
-        let boxed = || -> SharedComputation<V, E> { Box::pin(compute()) };
+        let boxed = |_: &FleetNote| -> SharedComputation<V, E> { Box::pin(compute()) };
         let computation = Computation::<fn() -> Fut, _>::Shared(boxed);
         // Boxed, as in `get_or_compute`.
         Box::pin(self.inner.get_or_compute_slow(key, computation)).await

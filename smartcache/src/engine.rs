@@ -35,7 +35,10 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 
 use crate::CacheError;
-use crate::flight::{Computing, Flight, Leaving, Outcome, SharedComputation, Turn, panic_message};
+use crate::clock::nanos;
+use crate::flight::{
+    Computing, FleetNote, Flight, Leaving, Outcome, SharedComputation, Turn, panic_message,
+};
 use crate::reentry::{self, NodeRef};
 use crate::sched::{self, Spawner};
 use crate::stats::Request;
@@ -69,6 +72,9 @@ pub(crate) enum Computation<F, S> {
     Local(F),
     Shared(S),
 }
+
+/// A failure to store: the error, and for one from the fleet its time left there.
+type Failure<E> = (Arc<E>, Option<Duration>);
 
 /// What the miss path found for a key.
 enum Step<V, E> {
@@ -115,7 +121,7 @@ where
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
-        S: FnOnce() -> SharedComputation<V, E>,
+        S: FnOnce(&FleetNote) -> SharedComputation<V, E>,
     {
         // One clock reading serves the whole look-up: sweep, expiry, retry window, start.
         let now = self.store.clock.now();
@@ -235,15 +241,19 @@ where
     /// Ends a flight with its computation's result: stores it if the flight is still the
     /// key's current one, then wakes the waiters.
     fn complete(&self, key: &K, flight: &Arc<Flight<V, E>>, result: Result<Result<V, E>, String>) {
-        let outcome = match result {
-            Ok(Ok(value)) => Outcome::Value(value),
-            Ok(Err(error)) => Outcome::Error(Arc::new(error)),
-            Err(message) => Outcome::Panicked(message),
+        let outcome = match (result, flight.fleet.get()) {
+            (Ok(Ok(value)), _) => Outcome::Value(value),
+            (Ok(Err(error)), Some(retry_in)) => Outcome::Cached(Arc::new(error), *retry_in),
+            (Ok(Err(error)), None) => Outcome::Error(Arc::new(error)),
+            (Err(message), _) => Outcome::Panicked(message),
         };
         // The copies to store, made outside any lock: user `Clone` code does not run under it.
         let record = catch_unwind(AssertUnwindSafe(|| match &outcome {
             Outcome::Value(value) => Some((key.clone(), Ok(value.clone()))),
-            Outcome::Error(error) => Some((key.clone(), Err(Arc::clone(error)))),
+            Outcome::Error(error) => Some((key.clone(), Err((Arc::clone(error), None)))),
+            Outcome::Cached(error, retry_in) => {
+                Some((key.clone(), Err((Arc::clone(error), Some(*retry_in)))))
+            }
             Outcome::Panicked(_) => None,
         }));
         // A panic in the user's `Clone`: the flight still ends, with that panic as its
@@ -273,7 +283,7 @@ where
         stats.in_flight.fetch_sub(1, Relaxed);
         let ended = match &outcome {
             Outcome::Value(_) => Ended::Value,
-            Outcome::Error(_) => Ended::Error,
+            Outcome::Error(_) | Outcome::Cached(..) => Ended::Error,
             Outcome::Panicked(message) => Ended::Panic(message),
         };
         self.tracer.ended(key, &ended, took);
@@ -286,7 +296,7 @@ where
         &self,
         key: &K,
         flight: &Arc<Flight<V, E>>,
-        mut record: Option<(K, Result<V, Arc<E>>)>,
+        mut record: Option<(K, Result<V, Failure<E>>)>,
         now: u64,
     ) {
         // INVARIANT (no stale resurrection): store only while this flight is still the key's
@@ -297,7 +307,14 @@ where
             }
             match record.take() {
                 Some((key, Ok(value))) => self.store.insert_value(key, value, now),
-                Some((key, Err(error))) => self.store.insert_failure(key, error, now),
+                // A failure from the fleet, cached there for `retry_in` more: stored as if it
+                // had failed here when it did, so that its window ends with the fleet's.
+                Some((key, Err((error, Some(retry_in))))) => {
+                    let window = self.store.retry_nanos();
+                    let failed_at = now.saturating_sub(window.saturating_sub(nanos(retry_in)));
+                    self.store.insert_failure(key, error, failed_at & !1);
+                }
+                Some((key, Err((error, None)))) => self.store.insert_failure(key, error, now),
                 None => {}
             }
             true
@@ -639,7 +656,7 @@ where
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
-        S: FnOnce() -> SharedComputation<V, E>,
+        S: FnOnce(&FleetNote) -> SharedComputation<V, E>,
     {
         // Building the computation runs user code: it counts as computing for the flight.
         let node = &self.node;
@@ -651,7 +668,9 @@ where
                 }
             }
             Computation::Shared(compute) => {
-                match reentry::within(node, || catch_unwind(AssertUnwindSafe(compute))) {
+                let note = &self.flight.fleet;
+                let build = || compute(note);
+                match reentry::within(node, || catch_unwind(AssertUnwindSafe(build))) {
                     Ok(future) => self.drive_shared(future).await,
                     Err(payload) => Some(self.end(Err(panic_message(payload.as_ref())))),
                 }

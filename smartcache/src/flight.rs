@@ -31,6 +31,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -47,8 +48,15 @@ pub(crate) type SharedComputation<V, E> = Pin<Box<dyn Future<Output = Result<V, 
 pub(crate) enum Outcome<V, E> {
     Value(V),
     Error(Arc<E>),
+    /// A failure that another process computed, still cached on the shared tier for this
+    /// long: every caller answers it as a cached error.
+    Cached(Arc<E>, Duration),
     Panicked(String),
 }
+
+/// Where a flight's shared-tier computation notes that its failure came from the fleet, and
+/// how long it stays cached there (see `redis::shared`).
+pub(crate) type FleetNote = Arc<OnceLock<Duration>>;
 
 impl<V: Clone, E> Outcome<V, E> {
     /// The answer for one participant of the flight.
@@ -56,6 +64,10 @@ impl<V: Clone, E> Outcome<V, E> {
         match self {
             Self::Value(value) => Ok(value.clone()),
             Self::Error(error) => Err(CacheError::Failed(Arc::clone(error))),
+            Self::Cached(error, retry_in) => Err(CacheError::Cached {
+                error: Arc::clone(error),
+                retry_in: *retry_in,
+            }),
             Self::Panicked(message) => Err(CacheError::Panicked {
                 message: message.clone(),
             }),
@@ -77,6 +89,8 @@ pub(crate) struct Flight<V, E> {
     task: OnceLock<tokio::task::AbortHandle>,
     /// Wakes the flight's task when its last caller leaves (see `engine::spawn`).
     task_waker: Mutex<Option<Waker>>,
+    /// Set by a shared-tier computation whose failure came from the fleet.
+    pub(crate) fleet: FleetNote,
 }
 
 impl<V, E> std::fmt::Debug for Flight<V, E> {
@@ -152,6 +166,7 @@ impl<V, E> Flight<V, E> {
             edges: Edges::default(),
             task: OnceLock::new(),
             task_waker: Mutex::new(None),
+            fleet: FleetNote::default(),
         }
     }
 

@@ -118,6 +118,11 @@ where
         }
     }
 
+    /// The retry interval, in nanoseconds (0: errors are not stored).
+    pub(crate) fn retry_nanos(&self) -> u64 {
+        self.retry
+    }
+
     /// The hit path: a clone of the stored value if it is fresh.
     ///
     /// NOTE: takes only a shard read lock of the value map, which no computation ever holds:

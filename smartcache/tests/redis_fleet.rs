@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use redis_support::Server;
 use smartcache::AsyncSmartCache;
-use smartcache::redis::RedisTier;
+use smartcache::redis::{RedisTier, TierConfig};
 
 const WORKER: &str = "SMARTCACHE_FLEET_WORKER";
 const PROCESSES: usize = 3;
@@ -104,7 +104,75 @@ fn a_failure_is_shared_by_the_fleet_and_computed_once() {
     );
     let all: Vec<&str> = outputs.iter().flat_map(|o| answers(o)).collect();
     assert_eq!(all.len(), PROCESSES * 3);
-    assert!(all.iter().all(|a| a.starts_with("error")), "{all:?}");
+    // The process that ran it answers `Failed` once; every other answer, in every process,
+    // is the fleet's cached error, with the time left of the fleet's window.
+    let failed = all
+        .iter()
+        .filter(|a| **a == "error computation failed")
+        .count();
+    let cached = all
+        .iter()
+        .filter(|a| a.starts_with("error cached error (retry in "))
+        .count();
+    assert_eq!((failed, cached), (1, PROCESSES * 3 - 1), "{all:?}");
+}
+
+#[test]
+fn after_the_shared_window_exactly_one_process_retries() {
+    let server = Server::start();
+    let outputs = run_fleet(&server, "retry");
+    // One failure, then after the 2 s window one retry (failing again) for the whole fleet.
+    assert_eq!(counter(&server, "fleet:computations"), 2);
+    let all: Vec<&str> = outputs.iter().flat_map(|o| answers(o)).collect();
+    let failed = all
+        .iter()
+        .filter(|a| **a == "error computation failed")
+        .count();
+    assert_eq!((all.len(), failed), (PROCESSES * 2, 2), "{all:?}");
+}
+
+#[test]
+fn a_lease_holder_killed_mid_computation_delays_the_others_by_the_lease_time_at_most() {
+    let server = Server::start();
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut holder = Command::new(exe)
+        .args([
+            "--exact",
+            "fleet_worker",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(WORKER, format!("{}|hold", server.url()))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("a worker");
+    let mut started = false;
+    for _ in 0..1_000 {
+        if counter(&server, "fleet:computations") == 1 {
+            started = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(started, "the holder started computing");
+    holder.kill().expect("SIGKILL"); // no clean-up: its lease stays until it runs out
+    let _ = holder.wait();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let answer = runtime.block_on(async {
+        let client = redis::Client::open(server.url()).unwrap();
+        let config = TierConfig::default().with_lease(Duration::from_secs(1));
+        let tier = RedisTier::from_client(client, config).await.unwrap();
+        let cache: Cache = AsyncSmartCache::builder()
+            .name("fleet-hold")
+            .shared(tier)
+            .build();
+        let call = cache.get_or_compute_shared(1, || async { Ok("computed here".to_owned()) });
+        // A guard against a hang, not a timing check: the lease runs out after 1 s.
+        tokio::time::timeout(Duration::from_secs(30), call).await
+    });
+    assert_eq!(answer.expect("no hang").unwrap(), "computed here");
 }
 
 #[test]
@@ -158,11 +226,36 @@ async fn worker(url: String, scenario: String) {
         println!("answer: {answer}");
         return;
     }
+    if scenario == "hold" {
+        // Takes the lease and computes for ever, until the test kills the process.
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let config = TierConfig::default().with_lease(Duration::from_secs(1));
+        let tier = RedisTier::from_client(client.clone(), config)
+            .await
+            .unwrap();
+        let cache: Cache = AsyncSmartCache::builder()
+            .name("fleet-hold")
+            .shared(tier)
+            .build();
+        let _ = cache
+            .get_or_compute_shared(1, move || async move {
+                let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+                let _: i64 = redis::cmd("INCR")
+                    .arg("fleet:computations")
+                    .query_async(&mut redis)
+                    .await
+                    .unwrap();
+                std::future::pending::<Result<String, String>>().await
+            })
+            .await;
+        return;
+    }
     let tier = RedisTier::connect(&url).await.expect("redis is up");
+    let retry = if scenario == "retry" { 2 } else { 60 };
     let cache: Arc<Cache> = Arc::new(
         AsyncSmartCache::builder()
             .name(format!("fleet-{scenario}"))
-            .retry_interval(Duration::from_secs(60))
+            .retry_interval(Duration::from_secs(retry))
             .shared(tier)
             .build(),
     );
@@ -189,6 +282,21 @@ async fn worker(url: String, scenario: String) {
         "herd" => herd(&cache, &client).await,
         "fail" => {
             for _ in 0..3 {
+                let answer = cache
+                    .get_or_compute_shared(7, computation(client.clone(), false))
+                    .await;
+                println!(
+                    "answer: {}",
+                    answer.unwrap_or_else(|e| format!("error {e}"))
+                );
+            }
+        }
+        "retry" => {
+            for round in 0..2 {
+                if round == 1 {
+                    // Past the window (on Redis's clock and on this process's alike).
+                    tokio::time::sleep(Duration::from_millis(2_300)).await;
+                }
                 let answer = cache
                     .get_or_compute_shared(7, computation(client.clone(), false))
                     .await;
@@ -345,4 +453,55 @@ async fn a_clear_reaches_every_process() {
         "fresh",
         "the old generation is gone for B too"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_or_shut_down_redis_never_fails_or_hangs_a_call() {
+    let server = Server::start();
+    let tier = RedisTier::connect(&server.url())
+        .await
+        .expect("redis is up");
+    let cache: Cache = AsyncSmartCache::builder()
+        .name("fleet-faults")
+        .shared(tier.clone())
+        .build();
+    let warm = cache.get_or_compute_shared(0, || async { Ok("warm".to_owned()) });
+    assert_eq!(warm.await.unwrap(), "warm");
+
+    let mut admin = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // Paused: every command waits; the tier's timeout answers instead, and the call runs
+    // here, local-only.
+    let _: () = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "3000", "ALL"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let during = tokio::time::timeout(
+        Duration::from_secs(30), // a hang guard, not a timing check
+        cache.get_or_compute_shared(1, || async { Ok("local while paused".to_owned()) }),
+    )
+    .await
+    .expect("no hang");
+    assert_eq!(during.unwrap(), "local while paused");
+    assert!(tier.stats().redis_errors >= 1, "{:?}", tier.stats());
+
+    // Shut down for good: still every call answers.
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query_async::<()>(&mut admin)
+        .await;
+    for key in 2..6 {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(30),
+            cache.get_or_compute_shared(key, move || async move { Ok(format!("local {key}")) }),
+        )
+        .await
+        .expect("no hang");
+        assert_eq!(answer.unwrap(), format!("local {key}"));
+    }
+    assert!(tier.is_degraded(), "the breaker opened: {:?}", tier.stats());
 }

@@ -20,13 +20,20 @@ use super::envelope::{Body, Decoded, Envelope, fingerprint};
 use super::protocol::Event;
 use super::tier::{Found, Listener, Namespace, RedisTier, random_u64};
 use crate::engine::Inner;
-use crate::flight::SharedComputation;
+use crate::flight::{FleetNote, SharedComputation};
 
 /// How a cache reaches the fleet, whatever its types: made where the serde bounds hold.
 pub(crate) trait SharedHook<K, V, E>: Send + Sync {
     /// Wraps a miss's computation: the fleet's entry if it has a usable one, else the
     /// computation, run under the key's lease and committed for the fleet.
-    fn run(self: Arc<Self>, key: K, compute: SharedComputation<V, E>) -> SharedComputation<V, E>;
+    /// A failure that comes from the fleet is noted in `note` (its time left there), so that
+    /// the flight answers it as a cached error.
+    fn run(
+        self: Arc<Self>,
+        key: K,
+        compute: SharedComputation<V, E>,
+        note: FleetNote,
+    ) -> SharedComputation<V, E>;
     /// Removes `key`'s entry (and lease) fleet-wide; every process drops its local copy.
     fn invalidate(&self, key: &K);
     /// Clears the cache fleet-wide.
@@ -183,7 +190,12 @@ where
     V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     E: Send + Sync + Serialize + DeserializeOwned + 'static,
 {
-    fn run(self: Arc<Self>, key: K, compute: SharedComputation<V, E>) -> SharedComputation<V, E> {
+    fn run(
+        self: Arc<Self>,
+        key: K,
+        compute: SharedComputation<V, E>,
+        note: FleetNote,
+    ) -> SharedComputation<V, E> {
         Box::pin(async move {
             // Outside a tokio runtime the tier's connection cannot run: local-only.
             if tokio::runtime::Handle::try_current().is_err() {
@@ -197,10 +209,16 @@ where
             loop {
                 match namespace.lookup_or_lease(&key, &token).await {
                     Err(_) => return compute.await, // degraded: local-only
-                    Ok(Found::Entry { envelope, .. }) => {
+                    Ok(Found::Entry { envelope, age }) => {
                         match Envelope::decode::<V, E>(&envelope, self.schema) {
                             Some(Decoded::Value { value, .. }) => return Ok(value),
-                            Some(Decoded::Error { error, .. }) => return Err(error),
+                            Some(Decoded::Error {
+                                error, retry_ms, ..
+                            }) => {
+                                let left = Duration::from_millis(retry_ms).saturating_sub(age);
+                                let _ = note.set(left); // the flight's only computation sets it
+                                return Err(error);
+                            }
                             // Another schema or an undecodable entry: a miss. It goes, and the
                             // next look takes the lease to overwrite it.
                             None => {

@@ -34,6 +34,38 @@ pub struct TierConfig {
     pub poll_cap: Duration,
 }
 
+impl TierConfig {
+    /// Sets [`lease`](Self::lease).
+    #[must_use]
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Sets [`command_timeout`](Self::command_timeout).
+    #[must_use]
+    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// Sets [`breaker_threshold`](Self::breaker_threshold) and
+    /// [`breaker_open_for`](Self::breaker_open_for).
+    #[must_use]
+    pub fn with_breaker(mut self, threshold: u32, open_for: Duration) -> Self {
+        self.breaker_threshold = threshold;
+        self.breaker_open_for = open_for;
+        self
+    }
+
+    /// Sets [`poll_cap`](Self::poll_cap).
+    #[must_use]
+    pub fn with_poll_cap(mut self, cap: Duration) -> Self {
+        self.poll_cap = cap;
+        self
+    }
+}
+
 impl Default for TierConfig {
     fn default() -> Self {
         Self {
