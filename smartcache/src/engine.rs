@@ -668,8 +668,8 @@ where
                 }
             }
             Computation::Shared(compute) => {
-                let note = &self.flight.fleet;
-                let build = || compute(note);
+                let fleet_note = &self.flight.fleet;
+                let build = || compute(fleet_note);
                 match reentry::within(node, || catch_unwind(AssertUnwindSafe(build))) {
                     Ok(future) => self.drive_shared(future).await,
                     Err(payload) => Some(self.end(Err(panic_message(payload.as_ref())))),
