@@ -34,6 +34,8 @@ pub(crate) struct Options {
     pub(crate) handle: Option<Ident>,
     /// `uncached = name`: the name of `<fn>_uncached`.
     pub(crate) uncached: Option<Ident>,
+    /// `shared`: the cache goes on the process-wide shared tier (`smartcache::redis::install`).
+    pub(crate) shared: bool,
 }
 
 /// `key: Type = expr`.
@@ -44,7 +46,7 @@ pub(crate) struct CustomKey {
     pub(crate) expr: Expr,
 }
 
-const OPTIONS: [&str; 9] = [
+const OPTIONS: [&str; 10] = [
     "retry",
     "ttl",
     "capacity",
@@ -54,6 +56,7 @@ const OPTIONS: [&str; 9] = [
     "companions",
     "handle",
     "uncached",
+    "shared",
 ];
 
 /// The options of the `cached` crate's `#[cached]`, `#[once]` and `#[io_cached]`, each
@@ -252,11 +255,21 @@ impl Options {
                 "companions" => options.companions = visibility(&meta, errors),
                 "handle" => options.handle = identifier(&meta, errors),
                 "uncached" => options.uncached = identifier(&meta, errors),
+                "shared" => options.shared = flag(&meta, errors),
                 _ => options.skip = skip_list(&meta, errors),
             }
         }
         options
     }
+}
+
+/// `shared`, a flag: it takes no value.
+fn flag(meta: &Meta, errors: &mut Errors) -> bool {
+    if let Meta::Path(_) = meta {
+        return true;
+    }
+    errors.spanned(meta, "`shared` takes no value: write `shared`");
+    false
 }
 
 /// The option's name, if it is one of [`OPTIONS`]; else records the error.

@@ -308,8 +308,25 @@ where
     ///     AsyncSmartCache::builder().name("users").shared(tier).build();
     /// # drop(users); Ok(()) }
     /// ```
-    pub fn shared(mut self, tier: crate::redis::RedisTier) -> Self {
-        self.shared = Some(crate::redis::shared::maker(tier));
+    pub fn shared(self, tier: crate::redis::RedisTier) -> Self {
+        self.shared_with(tier, crate::redis::shared::ErrorCodec::serde())
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<K, V, E> AsyncSmartCacheBuilder<K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    V: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    E: Send + Sync + 'static,
+{
+    /// [`shared`](Self::shared), with the cache's errors carried by `codec`.
+    pub(crate) fn shared_with(
+        mut self,
+        tier: crate::redis::RedisTier,
+        codec: crate::redis::shared::ErrorCodec<E>,
+    ) -> Self {
+        self.shared = Some(crate::redis::shared::maker(tier, codec));
         self
     }
 }

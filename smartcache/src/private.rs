@@ -146,7 +146,42 @@ pub fn transparent<V, E: ClonedError>(answer: Result<V, CacheError<E>>) -> Resul
 
 /// The failure of an `Option` function: its `None`, cached like an error (negative caching).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "redis", derive(serde::Serialize, serde::Deserialize))]
 pub struct Absent;
+
+/// `#[smart_cached(shared)]`: the cache goes on the installed shared tier.
+#[cfg(feature = "redis")]
+pub use crate::redis::attribute::{share, share_nested, share_values};
+
+/// `#[smart_cached(shared)]` without the runtime's `redis` feature: no builder qualifies.
+#[cfg(not(feature = "redis"))]
+#[diagnostic::on_unimplemented(
+    message = "the `shared` option needs smartcache's `redis` feature",
+    label = "the cache would go on the shared tier",
+    note = "in Cargo.toml: `smartcache = {{ version = \"..\", features = [\"redis\"] }}`"
+)]
+pub trait RedisFeature {}
+
+/// See [`RedisFeature`].
+#[cfg(not(feature = "redis"))]
+#[must_use]
+pub fn share<B: RedisFeature>(builder: B) -> B {
+    builder
+}
+
+/// See [`RedisFeature`].
+#[cfg(not(feature = "redis"))]
+#[must_use]
+pub fn share_nested<B: RedisFeature>(builder: B) -> B {
+    builder
+}
+
+/// See [`RedisFeature`].
+#[cfg(not(feature = "redis"))]
+#[must_use]
+pub fn share_values<B: RedisFeature>(builder: B) -> B {
+    builder
+}
 
 /// `Some(v)` as the value `v`, `None` as the failure [`Absent`].
 ///

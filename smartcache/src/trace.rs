@@ -126,3 +126,10 @@ pub(crate) fn unnamed_shared_cache() {
     #[cfg(feature = "tracing")]
     tracing::warn!(target: TARGET, "a shared cache needs a name (its key space on Redis); this one runs local-only");
 }
+
+/// `#[smart_cached(shared)]` caches found no tier installed: they run local-only.
+#[cfg(feature = "redis")]
+pub(crate) fn no_tier_installed() {
+    #[cfg(feature = "tracing")]
+    tracing::info!(target: TARGET, "no shared tier installed (smartcache::redis::install): #[smart_cached(shared)] caches run local-only");
+}

@@ -17,6 +17,7 @@ impl Generator<'_> {
     //         static __SMARTCACHE: OnceLock<AsyncSmartCache<..>> = OnceLock::new();
     //         __SMARTCACHE.get_or_init(|| {
     //             AsyncSmartCache::builder().retry_interval(Duration::new(60, 0)).name("users").build()
+    //             // with `shared`: __private::share(AsyncSmartCache::builder()..).build()
     //         })
     //     }
     // The cached fn calls the hidden fn, which the user's items cannot shadow: a clash with
@@ -58,6 +59,20 @@ impl Generator<'_> {
                     ::smartcache::__private::OnceLock::new();
             }
         };
+        let builder = quote! {
+            (&::smartcache::__private::CacheProbe::<#cache_type>::new())
+                .builder()
+                #retry
+                #ttl
+                #capacity
+                .name(#name)
+        };
+        let builder = if options.shared {
+            let share = self.share_fn();
+            quote!(::smartcache::__private::#share(#builder))
+        } else {
+            builder
+        };
         quote! {
             #[doc = #doc]
             #(#cfg)*
@@ -74,16 +89,24 @@ impl Generator<'_> {
                 __SMARTCACHE.get_or_init(|| {
                     #[allow(unused_imports)]
                     use ::smartcache::__private::{CacheFits as _, CacheUnfit as _};
-                    (&::smartcache::__private::CacheProbe::<#cache_type>::new())
-                        .builder()
-                        #retry
-                        #ttl
-                        #capacity
-                        .name(#name)
-                        .build()
+                    #builder.build()
                 })
             }
         }
+    }
+
+    /// The runtime helper that puts the cache on the installed shared tier, for the fn's
+    /// return mode: errors shared as `serde` values (`Result<T, E>`, `Option<T>`), as the
+    /// original inside a `CacheError` (`Result<T, CacheError<E>>`), or not at all (no error).
+    fn share_fn(&self) -> proc_macro2::Ident {
+        let name = match &self.function.output {
+            crate::ast::Output::Full { .. } => "share_nested",
+            crate::ast::Output::Infallible { .. } => "share_values",
+            crate::ast::Output::Transparent { .. }
+            | crate::ast::Output::Alias { .. }
+            | crate::ast::Output::Optional { .. } => "share",
+        };
+        proc_macro2::Ident::new(name, proc_macro2::Span::call_site())
     }
 
     /// `module::path::fn_name` (`module::path::Type::fn_name` for a method), or the name given.

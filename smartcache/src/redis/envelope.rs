@@ -72,21 +72,28 @@ impl Envelope {
     }
 
     /// The envelope of a failure.
+    #[cfg(test)]
     pub(crate) fn error<E: Serialize>(
         schema: u64,
         error: &E,
         retry_ms: u64,
         failures: u32,
     ) -> Option<Self> {
-        Some(Self {
+        let error = rmp_serde::to_vec(error).ok()?;
+        Some(Self::encoded_error(schema, error, retry_ms, failures))
+    }
+
+    /// The envelope of a failure already encoded (by the cache's error codec).
+    pub(crate) fn encoded_error(schema: u64, error: Vec<u8>, retry_ms: u64, failures: u32) -> Self {
+        Self {
             version: VERSION,
             schema,
             body: Body::Error {
-                error: rmp_serde::to_vec(error).ok()?,
+                error,
                 retry_ms,
                 failures,
             },
-        })
+        }
     }
 
     /// The stored bytes. `None` only if the encoder fails (it does not for these types).
@@ -97,9 +104,19 @@ impl Envelope {
     /// Decodes stored bytes for a cache of fingerprint `schema`. Anything else (another
     /// version, another schema, bytes that do not decode as `V` or `E`) is `None`: the
     /// entry counts as absent, and the next write replaces it.
+    #[cfg(test)]
     pub(crate) fn decode<V: DeserializeOwned, E: DeserializeOwned>(
         bytes: &[u8],
         schema: u64,
+    ) -> Option<Decoded<V, E>> {
+        Self::decode_with(bytes, schema, |error| rmp_serde::from_slice(error).ok())
+    }
+
+    /// [`decode`](Self::decode), with the error decoded by `error` (the cache's codec).
+    pub(crate) fn decode_with<V: DeserializeOwned, E>(
+        bytes: &[u8],
+        schema: u64,
+        error: impl FnOnce(&[u8]) -> Option<E>,
     ) -> Option<Decoded<V, E>> {
         let envelope: Self = rmp_serde::from_slice(bytes).ok()?;
         if envelope.version != VERSION || envelope.schema != schema {
@@ -111,11 +128,11 @@ impl Envelope {
                 fresh_ms,
             }),
             Body::Error {
-                error,
+                error: bytes,
                 retry_ms,
                 failures,
             } => Some(Decoded::Error {
-                error: rmp_serde::from_slice(&error).ok()?,
+                error: error(&bytes)?,
                 retry_ms,
                 failures,
             }),

@@ -27,12 +27,14 @@
 //! Nothing here fails a call because Redis is down: every command has a short timeout, a
 //! fault counts towards the breaker, and while it is open the cache runs local-only.
 //!
-//! What this release does not do yet: the attribute's `shared` option (with
-//! [`install`]), the borrowing forms (`get_or_compute`) on the tier, a shared failure's
-//! remaining window locally (a process that receives a failure from the fleet caches it
-//! for its full retry interval from then), and per-cache statistics of the tier beyond
-//! [`TierStats`]. See `docs/design.md`, "Shared tier".
+//! `#[smart_cached(shared)]` puts a generated cache on the tier installed with [`install`]
+//! (local-only, said once in a `tracing` event, when none is).
+//!
+//! What this release does not do yet: the borrowing forms (`get_or_compute`) on the tier,
+//! and per-cache statistics of the tier beyond [`TierStats`]. See `docs/design.md`,
+//! "Shared tier".
 
+pub(crate) mod attribute;
 mod breaker;
 mod envelope;
 mod protocol;

@@ -51,12 +51,47 @@ pub(crate) struct Limits {
     pub(crate) retry: Duration,
 }
 
+/// How a shared cache's errors travel: encoded for the fleet, or not shared at all (then a
+/// failure releases the lease, and the next process computes for itself).
+pub(crate) struct ErrorCodec<E> {
+    pub(crate) encode: fn(&E) -> Option<Vec<u8>>,
+    pub(crate) decode: fn(&[u8]) -> Option<E>,
+}
+
+impl<E> Clone for ErrorCodec<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for ErrorCodec<E> {}
+
+impl<E: Serialize + DeserializeOwned> ErrorCodec<E> {
+    /// Errors encoded with `serde`, as values are.
+    pub(crate) fn serde() -> Self {
+        Self {
+            encode: |error| rmp_serde::to_vec(error).ok(),
+            decode: |bytes| rmp_serde::from_slice(bytes).ok(),
+        }
+    }
+}
+
+impl<E> ErrorCodec<E> {
+    /// Errors stay in their process (types that `serde` cannot carry, or that cannot fail).
+    pub(crate) fn local() -> Self {
+        Self {
+            encode: |_| None,
+            decode: |_| None,
+        }
+    }
+}
+
 /// The maker for a cache of these types on `tier`.
-pub(crate) fn maker<K, V, E>(tier: RedisTier) -> HookMaker<K, V, E>
+pub(crate) fn maker<K, V, E>(tier: RedisTier, codec: ErrorCodec<E>) -> HookMaker<K, V, E>
 where
     K: Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
-    E: Send + Sync + Serialize + DeserializeOwned + 'static,
+    E: Send + Sync + 'static,
 {
     Box::new(move |cache, name, limits| {
         Arc::new_cyclic(|me: &Weak<Shared<K, V, E>>| {
@@ -73,6 +108,7 @@ where
                 namespace: OnceCell::new(),
                 cache,
                 limits,
+                codec,
                 listener,
                 _types: std::marker::PhantomData,
             }
@@ -87,6 +123,7 @@ struct Shared<K, V, E> {
     namespace: OnceCell<Namespace>,
     cache: Weak<Inner<K, V, E>>,
     limits: Limits,
+    codec: ErrorCodec<E>,
     /// Held here: the tier holds it weakly.
     listener: Arc<Listener>,
     _types: std::marker::PhantomData<fn() -> (V, E)>,
@@ -96,7 +133,7 @@ impl<K, V, E> Shared<K, V, E>
 where
     K: Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
-    E: Send + Sync + Serialize + DeserializeOwned + 'static,
+    E: Send + Sync + 'static,
 {
     async fn namespace(&self) -> &Namespace {
         self.namespace
@@ -160,8 +197,11 @@ where
             }
             // A zero retry interval caches no error, here as locally.
             Err(_) if retry.is_zero() => None,
-            Err(error) => Envelope::error(self.schema, error, millis(retry), failures + 1)
-                .map(|envelope| (envelope, Some(retry))),
+            Err(error) => (self.codec.encode)(error).map(|error| {
+                let envelope =
+                    Envelope::encoded_error(self.schema, error, millis(retry), failures + 1);
+                (envelope, Some(retry))
+            }),
         };
         if let Some((bytes, usable)) = envelope.and_then(|(e, usable)| Some((e.encode()?, usable)))
         {
@@ -188,7 +228,7 @@ impl<K, V, E> SharedHook<K, V, E> for Shared<K, V, E>
 where
     K: Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
-    E: Send + Sync + Serialize + DeserializeOwned + 'static,
+    E: Send + Sync + 'static,
 {
     fn run(
         self: Arc<Self>,
@@ -210,7 +250,11 @@ where
                 match namespace.lookup_or_lease(&key, &token).await {
                     Err(_) => return compute.await, // degraded: local-only
                     Ok(Found::Entry { envelope, age }) => {
-                        match Envelope::decode::<V, E>(&envelope, self.schema) {
+                        match Envelope::decode_with::<V, E>(
+                            &envelope,
+                            self.schema,
+                            self.codec.decode,
+                        ) {
                             Some(Decoded::Value { value, .. }) => return Ok(value),
                             Some(Decoded::Error {
                                 error, retry_ms, ..
@@ -262,7 +306,7 @@ impl<K, V, E> Shared<K, V, E>
 where
     K: Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
-    E: Send + Sync + Serialize + DeserializeOwned + 'static,
+    E: Send + Sync + 'static,
 {
     /// Runs `work` on the namespace in a task of the current runtime (the caller's call is
     /// synchronous); outside a runtime, the fleet is not told (traced).
