@@ -97,7 +97,7 @@ mod trace;
 pub use builder::{AsyncSmartCacheBuilder, DEFAULT_ABANDON_AFTER, DEFAULT_RETRY_INTERVAL};
 pub use cache::AsyncSmartCache;
 pub use error::CacheError;
-pub use stats::CacheStats;
+pub use stats::{CacheStats, SharedStats};
 
 #[cfg(feature = "macros")]
 pub use smartcache_macros::smart_cached;

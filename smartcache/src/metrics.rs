@@ -55,6 +55,24 @@ pub fn publish() {
             ("smartcache_evictions_total", stats.evictions),
             ("smartcache_expirations_total", stats.expirations),
             ("smartcache_primes_total", stats.primes),
+            ("smartcache_shared_hits_total", stats.shared.hits),
+            ("smartcache_shared_misses_total", stats.shared.misses),
+            (
+                "smartcache_shared_lease_waits_total",
+                stats.shared.lease_waits,
+            ),
+            (
+                "smartcache_shared_lease_timeouts_total",
+                stats.shared.lease_timeouts,
+            ),
+            (
+                "smartcache_shared_redis_errors_total",
+                stats.shared.redis_errors,
+            ),
+            (
+                "smartcache_shared_local_only_total",
+                stats.shared.local_only,
+            ),
             (
                 "smartcache_load_microseconds_total",
                 u64::try_from(stats.total_load_time.as_micros()).unwrap_or(u64::MAX),

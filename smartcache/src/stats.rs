@@ -66,6 +66,31 @@ pub struct CacheStats {
     pub error_entries: u64,
     /// Computations running now.
     pub in_flight: u64,
+    /// The shared tier's part (feature `redis`; all zero for a cache that is not shared).
+    pub shared: SharedStats,
+}
+
+/// What a cache on the shared tier did there, counted per flight (one process sends one
+/// request per key however many callers share the flight).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SharedStats {
+    /// Flights answered by the fleet's entry: a value or a cached failure computed by
+    /// another process (or earlier by this one); nothing ran here. (Such a flight still
+    /// counts as a load in [`CacheStats`]: it filled the local copy.)
+    pub hits: u64,
+    /// Flights that took the key's lease and computed for the fleet.
+    pub misses: u64,
+    /// Times a flight waited for the lease another process held.
+    pub lease_waits: u64,
+    /// Waits that ended because the holder's lease ran out (it stopped renewing: killed,
+    /// or cut off from Redis) rather than with its result.
+    pub lease_timeouts: u64,
+    /// Commands to Redis that failed or timed out.
+    pub redis_errors: u64,
+    /// Flights that ran local-only because Redis could not be asked (down, slow, or the
+    /// breaker open).
+    pub local_only: u64,
 }
 
 impl CacheStats {
@@ -174,6 +199,45 @@ pub(crate) struct StatsCore {
     pub(crate) entries: AtomicU64,
     pub(crate) error_entries: AtomicU64,
     pub(crate) in_flight: AtomicU64,
+    /// Counted by the shared tier (`redis::shared`).
+    pub(crate) shared: SharedCounters,
+}
+
+/// The live form of [`SharedStats`].
+#[derive(Debug, Default)]
+pub(crate) struct SharedCounters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) lease_waits: AtomicU64,
+    pub(crate) lease_timeouts: AtomicU64,
+    pub(crate) redis_errors: AtomicU64,
+    pub(crate) local_only: AtomicU64,
+}
+
+impl SharedCounters {
+    fn snapshot(&self) -> SharedStats {
+        SharedStats {
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            lease_waits: self.lease_waits.load(Relaxed),
+            lease_timeouts: self.lease_timeouts.load(Relaxed),
+            redis_errors: self.redis_errors.load(Relaxed),
+            local_only: self.local_only.load(Relaxed),
+        }
+    }
+
+    fn reset(&self) {
+        for counter in [
+            &self.hits,
+            &self.misses,
+            &self.lease_waits,
+            &self.lease_timeouts,
+            &self.redis_errors,
+            &self.local_only,
+        ] {
+            counter.store(0, Relaxed);
+        }
+    }
 }
 
 /// Which request counter a call bumps.
@@ -204,6 +268,7 @@ impl StatsCore {
             entries: AtomicU64::new(0),
             error_entries: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
+            shared: SharedCounters::default(),
         }
     }
 
@@ -269,6 +334,7 @@ impl StatsCore {
         ] {
             counter.store(0, Relaxed);
         }
+        self.shared.reset();
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {
@@ -297,6 +363,7 @@ impl StatsCore {
             total_entries,
             error_entries: error_entries.min(total_entries),
             in_flight: self.in_flight.load(Relaxed),
+            shared: self.shared.snapshot(),
         }
     }
 }

@@ -170,9 +170,16 @@ fn a_lease_holder_killed_mid_computation_delays_the_others_by_the_lease_time_at_
             .build();
         let call = cache.get_or_compute_shared(1, || async { Ok("computed here".to_owned()) });
         // A guard against a hang, not a timing check: the lease runs out after 1 s.
-        tokio::time::timeout(Duration::from_secs(30), call).await
+        let answer = tokio::time::timeout(Duration::from_secs(30), call).await;
+        (answer, cache.stats().shared)
     });
+    let (answer, shared) = answer;
     assert_eq!(answer.expect("no hang").unwrap(), "computed here");
+    assert!(
+        shared.lease_waits >= 1,
+        "it waited for the dead holder: {shared:?}"
+    );
+    assert_eq!((shared.lease_timeouts, shared.misses), (1, 1), "{shared:?}");
 }
 
 #[test]
@@ -397,6 +404,17 @@ async fn an_invalidation_reaches_the_local_copies_of_every_process() {
         .await;
     assert_eq!(from_b.unwrap(), "first");
     assert_eq!(b.get(&1).as_deref(), Some("first"));
+    let (shared_a, shared_b) = (a.stats().shared, b.stats().shared);
+    assert_eq!(
+        (shared_a.misses, shared_a.hits),
+        (1, 0),
+        "A computed for the fleet"
+    );
+    assert_eq!(
+        (shared_b.misses, shared_b.hits),
+        (0, 1),
+        "B was answered by it"
+    );
     assert!(a.invalidate(&1));
     let mut dropped = false;
     for _ in 0..500 {
@@ -488,6 +506,11 @@ async fn a_paused_or_shut_down_redis_never_fails_or_hangs_a_call() {
     .expect("no hang");
     assert_eq!(during.unwrap(), "local while paused");
     assert!(tier.stats().redis_errors >= 1, "{:?}", tier.stats());
+    let shared = cache.stats().shared;
+    assert!(
+        shared.local_only >= 1 && shared.redis_errors >= 1,
+        "{shared:?}"
+    );
 
     // Shut down for good: still every call answers.
     let _ = redis::cmd("SHUTDOWN")

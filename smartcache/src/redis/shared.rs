@@ -18,9 +18,11 @@ use tokio::sync::OnceCell;
 
 use super::envelope::{Body, Decoded, Envelope, fingerprint};
 use super::protocol::Event;
-use super::tier::{Found, Listener, Namespace, RedisTier, random_u64};
+use super::tier::{Degraded, Found, Listener, Namespace, RedisTier, random_u64};
 use crate::engine::Inner;
 use crate::flight::{FleetNote, SharedComputation};
+use crate::stats::SharedCounters;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// How a cache reaches the fleet, whatever its types: made where the serde bounds hold.
 pub(crate) trait SharedHook<K, V, E>: Send + Sync {
@@ -135,6 +137,13 @@ where
     V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     E: Send + Sync + 'static,
 {
+    /// Bumps one of the cache's shared-tier counters.
+    fn count(&self, counter: impl FnOnce(&SharedCounters) -> &AtomicU64) {
+        if let Some(cache) = self.cache.upgrade() {
+            counter(&cache.store.stats.shared).fetch_add(1, Relaxed);
+        }
+    }
+
     async fn namespace(&self) -> &Namespace {
         self.namespace
             .get_or_init(|| self.tier.namespace(&self.name, self.schema, &self.listener))
@@ -246,21 +255,33 @@ where
             };
             let namespace = self.namespace().await;
             let token = format!("{:016x}", random_u64());
+            // Whether the last wait ended without an event: the holder's lease ran out.
+            let mut waited_out = false;
             loop {
                 match namespace.lookup_or_lease(&key, &token).await {
-                    Err(_) => return compute.await, // degraded: local-only
+                    Err(degraded) => {
+                        self.count(|c| &c.local_only);
+                        if degraded == Degraded::Fault {
+                            self.count(|c| &c.redis_errors);
+                        }
+                        return compute.await;
+                    }
                     Ok(Found::Entry { envelope, age }) => {
                         match Envelope::decode_with::<V, E>(
                             &envelope,
                             self.schema,
                             self.codec.decode,
                         ) {
-                            Some(Decoded::Value { value, .. }) => return Ok(value),
+                            Some(Decoded::Value { value, .. }) => {
+                                self.count(|c| &c.hits);
+                                return Ok(value);
+                            }
                             Some(Decoded::Error {
                                 error, retry_ms, ..
                             }) => {
                                 let left = Duration::from_millis(retry_ms).saturating_sub(age);
                                 let _ = note.set(left); // the flight's only computation sets it
+                                self.count(|c| &c.hits);
                                 return Err(error);
                             }
                             // Another schema or an undecodable entry: a miss. It goes, and the
@@ -273,9 +294,16 @@ where
                         }
                     }
                     Ok(Found::Held { for_at_most }) => {
-                        namespace.wait_for(&key, for_at_most).await;
+                        self.count(|c| &c.lease_waits);
+                        // Woken by an event, or not before the lease's own time: run out.
+                        waited_out = !namespace.wait_for(&key, for_at_most).await
+                            && for_at_most <= self.tier.poll_cap();
                     }
                     Ok(Found::Leased { old }) => {
+                        if waited_out {
+                            self.count(|c| &c.lease_timeouts);
+                        }
+                        self.count(|c| &c.misses);
                         let old = old.map(|(envelope, _)| envelope);
                         return self
                             .compute_under_lease(namespace, key, token, old, compute)

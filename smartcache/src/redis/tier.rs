@@ -213,6 +213,11 @@ impl RedisTier {
         Ok(Self { inner: tier })
     }
 
+    /// The longest a waiter waits before it looks again.
+    pub(crate) fn poll_cap(&self) -> Duration {
+        self.inner.config.poll_cap
+    }
+
     /// How long a lease lasts without renewal.
     pub(crate) fn lease_time(&self) -> Duration {
         self.inner.config.lease
@@ -260,7 +265,12 @@ impl RedisTier {
 /// The answer of a command: `Err(Degraded)` when Redis could not be asked or did not answer
 /// in time; the caller then goes on local-only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Degraded;
+pub(crate) enum Degraded {
+    /// The breaker is open: Redis was not asked.
+    Open,
+    /// The command failed, timed out, or got an answer this version does not understand.
+    Fault,
+}
 
 impl Tier {
     /// Runs one command under the breaker and the command timeout.
@@ -269,7 +279,7 @@ impl Tier {
         command: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, Degraded> {
         if !self.breaker.allow() {
-            return Err(Degraded);
+            return Err(Degraded::Open);
         }
         if let Ok(Ok(answer)) = tokio::time::timeout(self.config.command_timeout, command).await {
             self.breaker.success();
@@ -280,7 +290,7 @@ impl Tier {
         if self.breaker.fault() {
             self.breaker_opened.fetch_add(1, Relaxed);
         }
-        Err(Degraded)
+        Err(Degraded::Fault)
     }
 
     fn dispatch(&self, channel: &[u8], event: &Event) {
@@ -438,7 +448,7 @@ impl Namespace {
                 for_at_most: duration_ms(*ttl),
             },
             // An answer this version does not understand: treat Redis as unusable for it.
-            _ => return Err(Degraded),
+            _ => return Err(Degraded::Fault),
         })
     }
 
@@ -574,18 +584,19 @@ impl Namespace {
     }
 
     /// Waits until an event about `key` arrives, or `at_most` (capped by the tier's
-    /// `poll_cap`) has passed: the caller then looks again.
-    pub(crate) async fn wait_for(&self, key: &[u8], at_most: Duration) {
+    /// `poll_cap`) has passed: the caller then looks again. Whether an event came.
+    pub(crate) async fn wait_for(&self, key: &[u8], at_most: Duration) -> bool {
         let slot = (self.names.channel(), key.to_vec());
         let notify = Arc::clone(self.tier().waiters.entry(slot.clone()).or_default().value());
         let notified = notify.notified();
         let wait = at_most.min(self.tier().config.poll_cap);
-        let _ = tokio::time::timeout(wait, notified).await;
+        let woken = tokio::time::timeout(wait, notified).await.is_ok();
         drop(notify);
         // The last waiter of a key takes its slot away (the map's entry holds one handle).
         self.tier()
             .waiters
             .remove_if(&slot, |_, notify| Arc::strong_count(notify) == 1);
+        woken
     }
 }
 
