@@ -528,3 +528,36 @@ async fn a_paused_or_shut_down_redis_never_fails_or_hangs_a_call() {
     }
     assert!(tier.is_degraded(), "the breaker opened: {:?}", tier.stats());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_copies_from_the_fleet_are_dropped_when_redis_comes_back() {
+    let mut server = Server::start();
+    let port = server.port;
+    let (a, b) = two_processes(&server, "reconnect").await;
+    let computed = a.get_or_compute_shared(1, || async { Ok("before".to_owned()) });
+    assert_eq!(computed.await.unwrap(), "before");
+    let copied = b.get_or_compute_shared(1, || async { Ok("not run".to_owned()) });
+    assert_eq!(copied.await.unwrap(), "before");
+    assert_eq!(b.get(&1).as_deref(), Some("before"));
+
+    // Redis restarts: B may have missed events meanwhile, so its copy goes.
+    server.stop();
+    let _server = Server::start_on(port);
+    let mut dropped = false;
+    for _ in 0..500 {
+        // Calls keep the connection busy, so that B notices the restart.
+        let _ = b
+            .get_or_compute_shared(2, || async { Ok("other".to_owned()) })
+            .await;
+        if b.get(&1).is_none() {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        dropped,
+        "B dropped its copy from before the restart: {:?}",
+        b.stats()
+    );
+}

@@ -65,13 +65,15 @@ impl Breaker {
             .max(1)
     }
 
-    pub(crate) fn success(&self) {
-        self.faults.store(0, Relaxed);
+    /// Records a success; returns whether it ends a run of faults (Redis is back).
+    pub(crate) fn success(&self) -> bool {
+        let faults = self.faults.swap(0, Relaxed);
         if self.open_until.swap(0, Relaxed) != 0 {
             let opened = self.opened_at.load(Relaxed);
             self.degraded_ms
                 .fetch_add(self.now_ms().saturating_sub(opened), Relaxed);
         }
+        faults > 0
     }
 
     /// Records a fault; returns whether this one opened the breaker.

@@ -198,6 +198,9 @@ pub(crate) enum Event {
     Released { origin: u64, key: Vec<u8> },
     /// Everything was cleared; this is the new generation.
     Cleared(u64),
+    /// Not on the channel: this process's connection dropped, or came back after faults.
+    /// Events may have been missed meanwhile, so local copies from the fleet are dropped.
+    Reconnected,
 }
 
 impl Event {
@@ -213,6 +216,8 @@ impl Event {
                     .chain(generation.to_string().into_bytes())
                     .collect();
             }
+            // Never published; a tag no decoder reads.
+            Self::Reconnected => return vec![b'x'],
         };
         let mut message = vec![tag];
         message.extend_from_slice(&origin.to_be_bytes());
@@ -246,7 +251,7 @@ impl Event {
             Self::Set { key, .. } | Self::Deleted { key, .. } | Self::Released { key, .. } => {
                 Some(key)
             }
-            Self::Cleared(_) => None,
+            Self::Cleared(_) | Self::Reconnected => None,
         }
     }
 
@@ -256,7 +261,7 @@ impl Event {
             Self::Set { origin, .. }
             | Self::Deleted { origin, .. }
             | Self::Released { origin, .. } => Some(*origin),
-            Self::Cleared(_) => None,
+            Self::Cleared(_) | Self::Reconnected => None,
         }
     }
 }

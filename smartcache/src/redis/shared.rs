@@ -177,6 +177,15 @@ where
                 namespace.cleared(*generation);
                 cache.clear_local();
             }
+            // Events may have been missed: what came from the fleet may be stale. (Entries
+            // computed here meanwhile go too: the cache cannot tell them apart.)
+            Event::Reconnected => {
+                cache.clear_local();
+                let namespace = namespace.clone();
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move { namespace.refresh_generation().await });
+                }
+            }
             Event::Released { .. } => {}
         }
     }

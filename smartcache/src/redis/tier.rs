@@ -282,7 +282,9 @@ impl Tier {
             return Err(Degraded::Open);
         }
         if let Ok(Ok(answer)) = tokio::time::timeout(self.config.command_timeout, command).await {
-            self.breaker.success();
+            if self.breaker.success() {
+                self.reconnected();
+            }
             return Ok(answer);
         }
         // An error or the timeout: either way a fault.
@@ -291,6 +293,14 @@ impl Tier {
             self.breaker_opened.fetch_add(1, Relaxed);
         }
         Err(Degraded::Fault)
+    }
+
+    /// Tells every namespace that events may have been missed (see [`Event::Reconnected`]).
+    fn reconnected(&self) {
+        let listeners: Vec<_> = self.listeners.iter().filter_map(|l| l.upgrade()).collect();
+        for listener in listeners {
+            listener(&Event::Reconnected);
+        }
     }
 
     fn dispatch(&self, channel: &[u8], event: &Event) {
@@ -318,6 +328,10 @@ impl Tier {
 async fn listen(tier: Weak<Tier>, mut pushes: mpsc::UnboundedReceiver<PushInfo>) {
     while let Some(push) = pushes.recv().await {
         let Some(tier) = tier.upgrade() else { return };
+        if push.kind == PushKind::Disconnection {
+            tier.reconnected();
+            continue;
+        }
         if push.kind != PushKind::Message {
             continue;
         }
