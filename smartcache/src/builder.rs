@@ -293,10 +293,9 @@ where
     /// all. A shared cache needs a name (its key space on Redis); without one it stays
     /// local-only, and says so in a `tracing` event.
     ///
-    /// The shared form, [`get_or_compute_shared`](AsyncSmartCache::get_or_compute_shared)
-    /// (which `#[smart_cached]` uses when the body owns its arguments), goes through the
-    /// tier; the borrowing forms stay local. Redis down, slow or restarting never fails a
-    /// call: the cache runs local-only meanwhile (see [`crate::redis`]).
+    /// Every form goes through the tier on a local miss (inside a tokio runtime; a blocking
+    /// caller outside one stays local). Redis down, slow or restarting never fails a call:
+    /// the cache runs local-only meanwhile (see [`crate::redis`]).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), smartcache::redis::RedisTierError> {

@@ -232,8 +232,19 @@ where
             self.inner.store.stats.record(Request::Hit);
             return Ok(value);
         }
-        let computation =
-            Computation::<_, fn(&FleetNote) -> SharedComputation<V, E>>::Local(compute);
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.inner.shared.get() {
+            // On the shared tier: the fleet's entry, or the computation under the key's lease.
+            let fleet_key = key.clone();
+            let wrapped = move |note: &FleetNote| {
+                shared.run_local(fleet_key, Box::pin(compute()), Arc::clone(note))
+            };
+            let computation =
+                Computation::<_, fn(&FleetNote) -> SharedComputation<V, E>>::Local(wrapped);
+            return Box::pin(self.inner.get_or_compute_slow(key, computation)).await;
+        }
+        let local = |_: &FleetNote| compute();
+        let computation = Computation::<_, fn(&FleetNote) -> SharedComputation<V, E>>::Local(local);
         // Boxed: the hit path's future stays small, and the slow path's code stays out of it.
         Box::pin(self.inner.get_or_compute_slow(key, computation)).await
     }
@@ -286,11 +297,11 @@ where
             let boxed = move |note: &FleetNote| -> SharedComputation<V, E> {
                 shared.run(fleet_key, Box::pin(compute()), Arc::clone(note))
             };
-            let computation = Computation::<fn() -> Fut, _>::Shared(boxed);
+            let computation = Computation::<fn(&FleetNote) -> Fut, _>::Shared(boxed);
             return Box::pin(self.inner.get_or_compute_slow(key, computation)).await;
         }
         let boxed = |_: &FleetNote| -> SharedComputation<V, E> { Box::pin(compute()) };
-        let computation = Computation::<fn() -> Fut, _>::Shared(boxed);
+        let computation = Computation::<fn(&FleetNote) -> Fut, _>::Shared(boxed);
         // Boxed, as in `get_or_compute`.
         Box::pin(self.inner.get_or_compute_slow(key, computation)).await
     }

@@ -119,7 +119,7 @@ where
         computation: Computation<F, S>,
     ) -> Result<V, CacheError<E>>
     where
-        F: FnOnce() -> Fut,
+        F: FnOnce(&FleetNote) -> Fut,
         Fut: Future<Output = Result<V, E>>,
         S: FnOnce(&FleetNote) -> SharedComputation<V, E>,
     {
@@ -654,7 +654,7 @@ where
         computation: Computation<F, S>,
     ) -> Option<Result<V, CacheError<E>>>
     where
-        F: FnOnce() -> Fut,
+        F: FnOnce(&FleetNote) -> Fut,
         Fut: Future<Output = Result<V, E>>,
         S: FnOnce(&FleetNote) -> SharedComputation<V, E>,
     {
@@ -662,7 +662,9 @@ where
         let node = &self.node;
         match computation {
             Computation::Local(compute) => {
-                match reentry::within(node, || catch_unwind(AssertUnwindSafe(compute))) {
+                let fleet_note = &self.flight.fleet;
+                let build = || compute(fleet_note);
+                match reentry::within(node, || catch_unwind(AssertUnwindSafe(build))) {
                     Ok(future) => Some(self.drive_local(future).await),
                     Err(payload) => Some(self.end(Err(panic_message(payload.as_ref())))),
                 }

@@ -561,3 +561,17 @@ async fn local_copies_from_the_fleet_are_dropped_when_redis_comes_back() {
         b.stats()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_borrowing_forms_share_through_the_tier_too() {
+    let server = Server::start();
+    let (a, b) = two_processes(&server, "borrowing").await;
+    let prefix = String::from("computed from a borrowed "); // borrowed by the computations
+    let from_a = a
+        .get_or_compute(1, || async { Ok(format!("{prefix}string")) })
+        .await;
+    assert_eq!(from_a.unwrap(), "computed from a borrowed string");
+    let from_b = b.get_or_compute_sync(1, || Ok("not run".to_owned())).await;
+    assert_eq!(from_b.unwrap(), "computed from a borrowed string");
+    assert_eq!((b.stats().shared.hits, b.stats().shared.misses), (1, 0));
+}

@@ -3,9 +3,8 @@
 //!
 //! Connect a [`RedisTier`] (one multiplexed RESP3 connection per process, reconnecting on its
 //! own, behind a circuit breaker) and put a cache on it with the builder's
-//! [`shared`](crate::AsyncSmartCacheBuilder::shared). A miss of the shared form
-//! ([`get_or_compute_shared`](crate::AsyncSmartCache::get_or_compute_shared)) then asks the
-//! fleet first: a usable entry (a value, or a failure inside its retry window) answers at
+//! [`shared`](crate::AsyncSmartCacheBuilder::shared). A local miss, in any form of call,
+//! then asks the fleet first: a usable entry (a value, or a failure inside its retry window) answers at
 //! once; otherwise the call takes the key's lease and computes, renewing the lease while it
 //! runs, and commits the result for every process; the other processes wait for that
 //! commit. `invalidate` and `clear` reach every process's local copies.
@@ -30,9 +29,9 @@
 //! `#[smart_cached(shared)]` puts a generated cache on the tier installed with [`install`]
 //! (local-only, said once in a `tracing` event, when none is).
 //!
-//! What this release does not do yet: the borrowing forms (`get_or_compute`) on the tier,
-//! and per-cache statistics of the tier beyond [`TierStats`]. See `docs/design.md`,
-//! "Shared tier".
+//! Every form of call goes through the tier on a local miss; a hit on the local copy costs
+//! what a local hit does. See `docs/design.md`, "Shared tier", for the protocol and its
+//! failure modes.
 
 pub(crate) mod attribute;
 mod breaker;

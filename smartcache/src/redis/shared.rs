@@ -1,11 +1,12 @@
 //! A cache on the shared tier: the fleet's part of a miss (a shared hit, or the key's lease
 //! and a commit), and local copies kept coherent by the events of other processes.
 //!
-//! Reached from the shared form (`get_or_compute_shared`, which the attribute uses when the
-//! body owns its arguments): its computation is wrapped by [`SharedHook::run`], which asks
-//! the fleet first and runs the computation only under the key's lease. The local flight
-//! engine still gives single-flight inside the process, so one process sends one request per
-//! key, however many callers it has.
+//! Every form of call reaches it on a local miss: the flight's computation is wrapped by
+//! [`SharedHook::run`] (the shared form's `Send + 'static` future) or
+//! [`SharedHook::run_local`] (a future that borrows from its caller), which ask the fleet
+//! first and run the computation only under the key's lease. The local flight engine still
+//! gives single-flight inside the process, so one process sends one request per key,
+//! however many callers it has.
 
 use std::future::Future;
 use std::hash::Hash;
@@ -36,11 +37,22 @@ pub(crate) trait SharedHook<K, V, E>: Send + Sync {
         compute: SharedComputation<V, E>,
         note: FleetNote,
     ) -> SharedComputation<V, E>;
+    /// [`run`](Self::run) for a computation that borrows from its caller (the local form).
+    fn run_local<'a>(
+        &'a self,
+        key: K,
+        compute: LocalComputation<'a, V, E>,
+        note: FleetNote,
+    ) -> LocalComputation<'a, V, E>;
     /// Removes `key`'s entry (and lease) fleet-wide; every process drops its local copy.
     fn invalidate(&self, key: &K);
     /// Clears the cache fleet-wide.
     fn clear(&self);
 }
+
+/// A computation of the local form, which may borrow from its caller.
+pub(crate) type LocalComputation<'a, V, E> =
+    std::pin::Pin<Box<dyn Future<Output = Result<V, E>> + 'a>>;
 
 /// Makes a cache's hook once the cache exists (its local copies are what events remove).
 pub(crate) type HookMaker<K, V, E> =
@@ -190,6 +202,78 @@ where
         }
     }
 
+    /// The fleet's part of a miss: its entry if it has a usable one, else `compute` under
+    /// the key's lease (waiting for another process's lease first); local-only if Redis
+    /// cannot be asked.
+    async fn fleet(
+        &self,
+        key: K,
+        compute: impl Future<Output = Result<V, E>>,
+        note: FleetNote,
+    ) -> Result<V, E> {
+        // Outside a tokio runtime the tier's connection cannot run: local-only.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return compute.await;
+        }
+        let Ok(key) = rmp_serde::to_vec(&key) else {
+            return compute.await;
+        };
+        let namespace = self.namespace().await;
+        let token = format!("{:016x}", random_u64());
+        // Whether the last wait ended without an event: the holder's lease ran out.
+        let mut waited_out = false;
+        loop {
+            match namespace.lookup_or_lease(&key, &token).await {
+                Err(degraded) => {
+                    self.count(|c| &c.local_only);
+                    if degraded == Degraded::Fault {
+                        self.count(|c| &c.redis_errors);
+                    }
+                    return compute.await;
+                }
+                Ok(Found::Entry { envelope, age }) => {
+                    match Envelope::decode_with::<V, E>(&envelope, self.schema, self.codec.decode) {
+                        Some(Decoded::Value { value, .. }) => {
+                            self.count(|c| &c.hits);
+                            return Ok(value);
+                        }
+                        Some(Decoded::Error {
+                            error, retry_ms, ..
+                        }) => {
+                            let left = Duration::from_millis(retry_ms).saturating_sub(age);
+                            let _ = note.set(left); // the flight's only computation sets it
+                            self.count(|c| &c.hits);
+                            return Err(error);
+                        }
+                        // Another schema or an undecodable entry: a miss. It goes, and the
+                        // next look takes the lease to overwrite it.
+                        None => {
+                            if namespace.invalidate(&key).await.is_err() {
+                                return compute.await;
+                            }
+                        }
+                    }
+                }
+                Ok(Found::Held { for_at_most }) => {
+                    self.count(|c| &c.lease_waits);
+                    // Woken by an event, or not before the lease's own time: run out.
+                    waited_out = !namespace.wait_for(&key, for_at_most).await
+                        && for_at_most <= self.tier.poll_cap();
+                }
+                Ok(Found::Leased { old }) => {
+                    if waited_out {
+                        self.count(|c| &c.lease_timeouts);
+                    }
+                    self.count(|c| &c.misses);
+                    let old = old.map(|(envelope, _)| envelope);
+                    return self
+                        .compute_under_lease(namespace, key, token, old, compute)
+                        .await;
+                }
+            }
+        }
+    }
+
     /// The computation under the key's lease: renewed in the background while it runs,
     /// committed for the fleet when it ends, released if it is dropped.
     async fn compute_under_lease(
@@ -198,7 +282,7 @@ where
         key: Vec<u8>,
         token: String,
         old: Option<Vec<u8>>,
-        compute: SharedComputation<V, E>,
+        compute: impl Future<Output = Result<V, E>>,
     ) -> Result<V, E> {
         let mut lease = Lease::hold(namespace.clone(), key, token, self.tier.lease_time());
         let result = compute.await;
@@ -254,73 +338,16 @@ where
         compute: SharedComputation<V, E>,
         note: FleetNote,
     ) -> SharedComputation<V, E> {
-        Box::pin(async move {
-            // Outside a tokio runtime the tier's connection cannot run: local-only.
-            if tokio::runtime::Handle::try_current().is_err() {
-                return compute.await;
-            }
-            let Ok(key) = rmp_serde::to_vec(&key) else {
-                return compute.await;
-            };
-            let namespace = self.namespace().await;
-            let token = format!("{:016x}", random_u64());
-            // Whether the last wait ended without an event: the holder's lease ran out.
-            let mut waited_out = false;
-            loop {
-                match namespace.lookup_or_lease(&key, &token).await {
-                    Err(degraded) => {
-                        self.count(|c| &c.local_only);
-                        if degraded == Degraded::Fault {
-                            self.count(|c| &c.redis_errors);
-                        }
-                        return compute.await;
-                    }
-                    Ok(Found::Entry { envelope, age }) => {
-                        match Envelope::decode_with::<V, E>(
-                            &envelope,
-                            self.schema,
-                            self.codec.decode,
-                        ) {
-                            Some(Decoded::Value { value, .. }) => {
-                                self.count(|c| &c.hits);
-                                return Ok(value);
-                            }
-                            Some(Decoded::Error {
-                                error, retry_ms, ..
-                            }) => {
-                                let left = Duration::from_millis(retry_ms).saturating_sub(age);
-                                let _ = note.set(left); // the flight's only computation sets it
-                                self.count(|c| &c.hits);
-                                return Err(error);
-                            }
-                            // Another schema or an undecodable entry: a miss. It goes, and the
-                            // next look takes the lease to overwrite it.
-                            None => {
-                                if namespace.invalidate(&key).await.is_err() {
-                                    return compute.await;
-                                }
-                            }
-                        }
-                    }
-                    Ok(Found::Held { for_at_most }) => {
-                        self.count(|c| &c.lease_waits);
-                        // Woken by an event, or not before the lease's own time: run out.
-                        waited_out = !namespace.wait_for(&key, for_at_most).await
-                            && for_at_most <= self.tier.poll_cap();
-                    }
-                    Ok(Found::Leased { old }) => {
-                        if waited_out {
-                            self.count(|c| &c.lease_timeouts);
-                        }
-                        self.count(|c| &c.misses);
-                        let old = old.map(|(envelope, _)| envelope);
-                        return self
-                            .compute_under_lease(namespace, key, token, old, compute)
-                            .await;
-                    }
-                }
-            }
-        })
+        Box::pin(async move { self.fleet(key, compute, note).await })
+    }
+
+    fn run_local<'a>(
+        &'a self,
+        key: K,
+        compute: LocalComputation<'a, V, E>,
+        note: FleetNote,
+    ) -> LocalComputation<'a, V, E> {
+        Box::pin(self.fleet(key, compute, note))
     }
 
     fn invalidate(&self, key: &K) {
