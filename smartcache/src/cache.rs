@@ -235,9 +235,12 @@ where
         #[cfg(feature = "redis")]
         if let Some(shared) = self.inner.shared.get() {
             // On the shared tier: the fleet's entry, or the computation under the key's lease.
-            let fleet_key = key.clone();
+            let (hook, fleet_key) = (&**shared, key.clone());
             let wrapped = move |note: &FleetNote| {
-                shared.run_local(fleet_key, Box::pin(compute()), Arc::clone(note))
+                let note = Arc::clone(note);
+                async move {
+                    crate::redis::shared::through_fleet(hook, fleet_key, compute(), &note).await
+                }
             };
             let computation =
                 Computation::<_, fn(&FleetNote) -> SharedComputation<V, E>>::Local(wrapped);
@@ -293,9 +296,12 @@ where
         #[cfg(feature = "redis")]
         if let Some(shared) = self.inner.shared.get() {
             // On the shared tier: the fleet's entry, or the computation under the key's lease.
-            let (shared, fleet_key) = (Arc::clone(shared), key.clone());
+            let (hook, fleet_key) = (Arc::clone(shared), key.clone());
             let boxed = move |note: &FleetNote| -> SharedComputation<V, E> {
-                shared.run(fleet_key, Box::pin(compute()), Arc::clone(note))
+                let (note, computation) = (Arc::clone(note), compute());
+                Box::pin(async move {
+                    crate::redis::shared::through_fleet(&*hook, fleet_key, computation, &note).await
+                })
             };
             let computation = Computation::<fn(&FleetNote) -> Fut, _>::Shared(boxed);
             return Box::pin(self.inner.get_or_compute_slow(key, computation)).await;

@@ -2,9 +2,8 @@
 //! and a commit), and local copies kept coherent by the events of other processes.
 //!
 //! Every form of call reaches it on a local miss: the flight's computation is wrapped by
-//! [`SharedHook::run`] (the shared form's `Send + 'static` future) or
-//! [`SharedHook::run_local`] (a future that borrows from its caller), which ask the fleet
-//! first and run the computation only under the key's lease. The local flight engine still
+//! [`through_fleet`], which asks the fleet first ([`SharedHook::begin`]) and runs the
+//! computation only under the key's lease, then commits it ([`SharedHook::finish`]). The local flight engine still
 //! gives single-flight inside the process, so one process sends one request per key,
 //! however many callers it has.
 
@@ -21,38 +20,62 @@ use super::envelope::{Body, Decoded, Envelope, fingerprint};
 use super::protocol::Event;
 use super::tier::{Degraded, Found, Listener, Namespace, RedisTier, random_u64};
 use crate::engine::Inner;
-use crate::flight::{FleetNote, SharedComputation};
+use crate::flight::FleetNote;
 use crate::stats::SharedCounters;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// A boxed, `Send` future of the tier's own work (never the user's computation, so that a
+/// call's future stays `Send` exactly when the user's is).
+pub(crate) type TierFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// How a cache reaches the fleet, whatever its types: made where the serde bounds hold.
 pub(crate) trait SharedHook<K, V, E>: Send + Sync {
-    /// Wraps a miss's computation: the fleet's entry if it has a usable one, else the
-    /// computation, run under the key's lease and committed for the fleet.
-    /// A failure that comes from the fleet is noted in `note` (its time left there), so that
-    /// the flight answers it as a cached error.
-    fn run(
-        self: Arc<Self>,
-        key: K,
-        compute: SharedComputation<V, E>,
-        note: FleetNote,
-    ) -> SharedComputation<V, E>;
-    /// [`run`](Self::run) for a computation that borrows from its caller (the local form).
-    fn run_local<'a>(
-        &'a self,
-        key: K,
-        compute: LocalComputation<'a, V, E>,
-        note: FleetNote,
-    ) -> LocalComputation<'a, V, E>;
+    /// The fleet's part of a miss, before computing: its entry if it has a usable one
+    /// (waiting for another process's lease first), or the key's lease, or local-only.
+    fn begin<'a>(&'a self, key: &'a K) -> TierFuture<'a, Begin<V, E>>;
+    /// Commits the result computed under `lease` for the fleet.
+    fn finish<'a>(&'a self, lease: Lease, result: &'a Result<V, E>) -> TierFuture<'a, ()>;
     /// Removes `key`'s entry (and lease) fleet-wide; every process drops its local copy.
     fn invalidate(&self, key: &K);
     /// Clears the cache fleet-wide.
     fn clear(&self);
 }
 
-/// A computation of the local form, which may borrow from its caller.
-pub(crate) type LocalComputation<'a, V, E> =
-    std::pin::Pin<Box<dyn Future<Output = Result<V, E>> + 'a>>;
+/// What the fleet said before a computation.
+pub(crate) enum Begin<V, E> {
+    /// Its value.
+    Value(V),
+    /// Its cached failure, for this much longer.
+    Failure(E, Duration),
+    /// No usable entry: compute under this lease, then [`SharedHook::finish`].
+    Lead(Lease),
+    /// Redis cannot be asked (or the key cannot be encoded): compute here only.
+    Local,
+}
+
+/// A miss through the fleet: the entry of another process, or `compute` run under the key's
+/// lease and committed for every process. Generic over the computation, so that the
+/// future is `Send` exactly when `compute` is.
+pub(crate) async fn through_fleet<K, V, E>(
+    hook: &dyn SharedHook<K, V, E>,
+    key: K,
+    compute: impl Future<Output = Result<V, E>>,
+    note: &FleetNote,
+) -> Result<V, E> {
+    match hook.begin(&key).await {
+        Begin::Value(value) => Ok(value),
+        Begin::Failure(error, left) => {
+            let _ = note.set(left); // the flight's only computation sets it
+            Err(error)
+        }
+        Begin::Lead(lease) => {
+            let result = compute.await;
+            hook.finish(lease, &result).await;
+            result
+        }
+        Begin::Local => compute.await,
+    }
+}
 
 /// Makes a cache's hook once the cache exists (its local copies are what events remove).
 pub(crate) type HookMaker<K, V, E> =
@@ -202,21 +225,14 @@ where
         }
     }
 
-    /// The fleet's part of a miss: its entry if it has a usable one, else `compute` under
-    /// the key's lease (waiting for another process's lease first); local-only if Redis
-    /// cannot be asked.
-    async fn fleet(
-        &self,
-        key: K,
-        compute: impl Future<Output = Result<V, E>>,
-        note: FleetNote,
-    ) -> Result<V, E> {
+    /// [`SharedHook::begin`].
+    async fn begin_here(&self, key: &K) -> Begin<V, E> {
         // Outside a tokio runtime the tier's connection cannot run: local-only.
         if tokio::runtime::Handle::try_current().is_err() {
-            return compute.await;
+            return Begin::Local;
         }
-        let Ok(key) = rmp_serde::to_vec(&key) else {
-            return compute.await;
+        let Ok(key) = rmp_serde::to_vec(key) else {
+            return Begin::Local;
         };
         let namespace = self.namespace().await;
         let token = format!("{:016x}", random_u64());
@@ -229,27 +245,26 @@ where
                     if degraded == Degraded::Fault {
                         self.count(|c| &c.redis_errors);
                     }
-                    return compute.await;
+                    return Begin::Local;
                 }
                 Ok(Found::Entry { envelope, age }) => {
                     match Envelope::decode_with::<V, E>(&envelope, self.schema, self.codec.decode) {
                         Some(Decoded::Value { value, .. }) => {
                             self.count(|c| &c.hits);
-                            return Ok(value);
+                            return Begin::Value(value);
                         }
                         Some(Decoded::Error {
                             error, retry_ms, ..
                         }) => {
-                            let left = Duration::from_millis(retry_ms).saturating_sub(age);
-                            let _ = note.set(left); // the flight's only computation sets it
                             self.count(|c| &c.hits);
-                            return Err(error);
+                            let left = Duration::from_millis(retry_ms).saturating_sub(age);
+                            return Begin::Failure(error, left);
                         }
                         // Another schema or an undecodable entry: a miss. It goes, and the
                         // next look takes the lease to overwrite it.
                         None => {
                             if namespace.invalidate(&key).await.is_err() {
-                                return compute.await;
+                                return Begin::Local;
                             }
                         }
                     }
@@ -265,60 +280,50 @@ where
                         self.count(|c| &c.lease_timeouts);
                     }
                     self.count(|c| &c.misses);
-                    let old = old.map(|(envelope, _)| envelope);
-                    return self
-                        .compute_under_lease(namespace, key, token, old, compute)
-                        .await;
+                    let failures = old
+                        .and_then(|(old, _)| rmp_serde::from_slice::<Envelope>(&old).ok())
+                        .map_or(0, |old| match old.body {
+                            Body::Error { failures, .. } => failures,
+                            Body::Value { .. } => 0,
+                        });
+                    let lease = Lease::hold(namespace.clone(), key, token, self.tier.lease_time());
+                    return Begin::Lead(lease.with_failures(failures));
                 }
             }
         }
     }
 
-    /// The computation under the key's lease: renewed in the background while it runs,
-    /// committed for the fleet when it ends, released if it is dropped.
-    async fn compute_under_lease(
-        &self,
-        namespace: &Namespace,
-        key: Vec<u8>,
-        token: String,
-        old: Option<Vec<u8>>,
-        compute: impl Future<Output = Result<V, E>>,
-    ) -> Result<V, E> {
-        let mut lease = Lease::hold(namespace.clone(), key, token, self.tier.lease_time());
-        let result = compute.await;
+    /// [`SharedHook::finish`]: commits the result, unless it is an error that is not
+    /// cached (a zero retry interval) or cannot travel; the lease is then released.
+    async fn finish_here(&self, mut lease: Lease, result: &Result<V, E>) {
         let Limits { ttl, retry } = self.limits;
-        let failures = old
-            .and_then(|old| rmp_serde::from_slice::<Envelope>(&old).ok())
-            .map_or(0, |old| match old.body {
-                Body::Error { failures, .. } => failures,
-                Body::Value { .. } => 0,
-            });
-        let envelope = match &result {
+        let envelope = match result {
             Ok(value) => {
                 Envelope::value(self.schema, value, ttl.map(millis)).map(|envelope| (envelope, ttl))
             }
             // A zero retry interval caches no error, here as locally.
             Err(_) if retry.is_zero() => None,
             Err(error) => (self.codec.encode)(error).map(|error| {
-                let envelope =
-                    Envelope::encoded_error(self.schema, error, millis(retry), failures + 1);
+                let failures = lease.failures + 1;
+                let envelope = Envelope::encoded_error(self.schema, error, millis(retry), failures);
                 (envelope, Some(retry))
             }),
         };
-        if let Some((bytes, usable)) = envelope.and_then(|(e, usable)| Some((e.encode()?, usable)))
+        let Some((bytes, usable)) = envelope.and_then(|(e, usable)| Some((e.encode()?, usable)))
+        else {
+            return; // dropping the lease releases it
+        };
+        // Kept a little past its usable time, so that the next lease holder learns the
+        // failure count (and, later, the last good value) from it.
+        let keep = usable.map(|usable| usable.saturating_mul(2));
+        let namespace = lease.namespace.clone();
+        if namespace
+            .commit(&lease.key, &lease.token, &bytes, usable, keep)
+            .await
+            .is_ok()
         {
-            // Kept a little past its usable time, so that the next lease holder learns the
-            // failure count (and, later, the last good value) from it.
-            let keep = usable.map(|usable| usable.saturating_mul(2));
-            if namespace
-                .commit(&lease.key, &lease.token, &bytes, usable, keep)
-                .await
-                .is_ok()
-            {
-                lease.committed();
-            }
+            lease.committed();
         }
-        result
     }
 }
 
@@ -332,22 +337,12 @@ where
     V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     E: Send + Sync + 'static,
 {
-    fn run(
-        self: Arc<Self>,
-        key: K,
-        compute: SharedComputation<V, E>,
-        note: FleetNote,
-    ) -> SharedComputation<V, E> {
-        Box::pin(async move { self.fleet(key, compute, note).await })
+    fn begin<'a>(&'a self, key: &'a K) -> TierFuture<'a, Begin<V, E>> {
+        Box::pin(self.begin_here(key))
     }
 
-    fn run_local<'a>(
-        &'a self,
-        key: K,
-        compute: LocalComputation<'a, V, E>,
-        note: FleetNote,
-    ) -> LocalComputation<'a, V, E> {
-        Box::pin(self.fleet(key, compute, note))
+    fn finish<'a>(&'a self, lease: Lease, result: &'a Result<V, E>) -> TierFuture<'a, ()> {
+        Box::pin(self.finish_here(lease, result))
     }
 
     fn invalidate(&self, key: &K) {
@@ -400,13 +395,16 @@ where
 }
 
 /// A lease held while computing: renewed every third of the lease time by a task of its
-/// own, released if dropped before the commit.
-struct Lease {
+/// own, released if dropped before the commit (the computation was dropped, or its result
+/// is not for the fleet).
+pub(crate) struct Lease {
     namespace: Namespace,
     key: Vec<u8>,
     token: String,
     renewal: tokio::task::AbortHandle,
     committed: bool,
+    /// Consecutive failures of the key before this computation (from the old entry).
+    failures: u32,
 }
 
 impl Lease {
@@ -431,7 +429,13 @@ impl Lease {
             token,
             renewal,
             committed: false,
+            failures: 0,
         }
+    }
+
+    fn with_failures(mut self, failures: u32) -> Self {
+        self.failures = failures;
+        self
     }
 
     fn committed(&mut self) {
