@@ -413,19 +413,24 @@ where
     /// Removes the stored value or cached error for `key`, and detaches any flight in
     /// progress for it so that its result is not stored. Returns whether there was any.
     ///
-    /// The flight's callers still receive its result; the next call computes afresh.
+    /// The flight's callers still receive its result; the next call computes afresh. On the
+    /// shared tier (feature `redis`), the key's entry goes fleet-wide and every process drops
+    /// its local copy.
+    ///
+    /// `key` is the key, or a borrowed form of it that converts back (`&str` for a `String`
+    /// key): the shared tier tells the fleet the owned key.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use smartcache::AsyncSmartCache;
     ///
-    /// let cache: AsyncSmartCache<&str, u32> = AsyncSmartCache::new();
-    /// cache.get_or_init("config", || async { 1 }).await;
+    /// let cache: AsyncSmartCache<String, u32> = AsyncSmartCache::new();
+    /// cache.get_or_init("config".to_owned(), || async { 1 }).await;
     /// assert!(cache.invalidate("config"));
     /// assert!(!cache.invalidate("config")); // nothing left to remove
     ///
     /// // The next call computes again.
-    /// assert_eq!(cache.get_or_init("config", || async { 2 }).await, 2);
+    /// assert_eq!(cache.get_or_init("config".to_owned(), || async { 2 }).await, 2);
     /// # }
     /// ```
     pub fn invalidate<Q>(&self, key: &Q) -> bool
