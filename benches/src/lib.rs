@@ -37,6 +37,8 @@ use cached::proc_macro::cached;
 use dashmap::DashMap;
 use smartcache::AsyncSmartCache;
 
+pub mod ratio;
+
 /// The hasher smartcache uses for its maps; the floor and moka use it too.
 pub type FastHasher = foldhash::fast::RandomState;
 

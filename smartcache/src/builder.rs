@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::AsyncSmartCache;
 use crate::registry;
 use crate::stats::StatsCore;
-use crate::store::{Limits, Store};
+use crate::store::{DEFAULT_MAX_CACHED_ERRORS, Limits, Store};
+use crate::KeyHasher;
 use crate::trace::Tracer;
 
 /// The cache's types, without owning any value of them (always `Send + Sync`).
@@ -54,6 +55,8 @@ where
                 retry: DEFAULT_RETRY_INTERVAL,
                 ttl: None,
                 capacity: None,
+                max_errors: DEFAULT_MAX_CACHED_ERRORS,
+                hasher: KeyHasher::Foldhash,
             },
             name: None,
             #[cfg(feature = "tracing")]
@@ -71,8 +74,8 @@ where
     }
 
     /// How long a value stays fresh, counted from the moment it was stored. Default: for
-    /// ever. A stale value is recomputed by the next call (one flight) and removed by a sweep
-    /// on the write path at most one time-to-live later.
+    /// ever. A stale value is recomputed by the next call (one flight) and removed by the
+    /// upkeep of a later write (a bounded step per call, oldest first).
     pub fn time_to_live(mut self, ttl: Duration) -> Self {
         self.limits.ttl = Some(ttl);
         self
@@ -80,12 +83,33 @@ where
 
     /// The most entries (values plus cached errors) kept at once. Default: no bound.
     ///
-    /// The bound holds at every moment. To make room, the entry stored longest ago is
-    /// evicted, unless it was read since it last reached the front of the queue, in which
-    /// case it gets a second chance (the CLOCK policy). A capacity of 0 stores nothing:
+    /// The bound holds at every moment. Which entry goes to make room is decided by an
+    /// adaptive W-TinyLFU policy: new entries go through a small window of recent arrivals,
+    /// and one leaving it is admitted to the main space only if it has been asked for more
+    /// often than the entry it would evict; the window's size follows the observed hit rate
+    /// (small for frequency-heavy workloads, large for recency-heavy ones). Making room costs
+    /// a bounded number of steps whatever the cache holds. A capacity of 0 stores nothing:
     /// concurrent calls still share one computation.
     pub fn max_capacity(mut self, capacity: u64) -> Self {
         self.limits.capacity = Some(capacity);
+        self
+    }
+
+    /// The most cached errors kept at once (they count towards
+    /// [`max_capacity`](Self::max_capacity) too). Default: [`DEFAULT_MAX_CACHED_ERRORS`]
+    /// (100,000), so that a flood of distinct failing keys cannot grow even an unbounded
+    /// cache without limit. Past it, the error stored longest ago is evicted (counted in
+    /// [`CacheStats::evictions`](crate::CacheStats::evictions)); 0 caches no error at all.
+    pub fn max_cached_errors(mut self, max: u64) -> Self {
+        self.limits.max_errors = max;
+        self
+    }
+
+    /// The hash function of the cache's maps. Default: [`KeyHasher::Foldhash`], fast but
+    /// not resistant to hash flooding; choose [`KeyHasher::SipHash`] when untrusted input
+    /// picks the keys.
+    pub fn key_hasher(mut self, hasher: KeyHasher) -> Self {
+        self.limits.hasher = hasher;
         self
     }
 
@@ -129,6 +153,8 @@ impl<K, V, E> fmt::Debug for AsyncSmartCacheBuilder<K, V, E> {
             .field("retry_interval", &self.limits.retry)
             .field("time_to_live", &self.limits.ttl)
             .field("max_capacity", &self.limits.capacity)
+            .field("max_cached_errors", &self.limits.max_errors)
+            .field("key_hasher", &self.limits.hasher)
             .field("name", &self.name)
             .finish_non_exhaustive()
     }

@@ -18,6 +18,7 @@ use dashmap::mapref::entry::Entry as MapEntry;
 use crate::builder::AsyncSmartCacheBuilder;
 use crate::flight::{CatchPanic, Flight, Leaving, Outcome, SharedComputation, Turn, panic_message};
 use crate::stats::Request;
+use crate::key::BorrowedKey;
 use crate::store::{Hasher, Lookup, Store};
 use crate::trace::{Ended, Tracer};
 use crate::{CacheError, CacheStats};
@@ -117,8 +118,8 @@ where
         tracer: Tracer<K>,
     ) -> Self {
         Self {
+            flights: DashMap::with_hasher(store.hasher()),
             store,
-            flights: DashMap::with_hasher(Hasher::default()),
             name,
             tracer,
         }
@@ -215,6 +216,64 @@ where
         let computation = Computation::<fn() -> Fut, _>::Shared(boxed);
         // Boxed, as in `get_or_compute`.
         Box::pin(self.get_or_compute_slow(key, computation)).await
+    }
+
+    /// Like [`get_or_compute`](Self::get_or_compute), looking the key up by a borrowed form
+    /// of it (`&str` for a `String` key, or any [`BorrowedKey`]): a hit allocates nothing,
+    /// and the owned key is built (with [`BorrowedKey::to_key`]) only on a miss.
+    ///
+    /// # Errors
+    ///
+    /// As for [`get_or_compute`](Self::get_or_compute).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    ///
+    /// let cache: AsyncSmartCache<String, usize> = AsyncSmartCache::new();
+    /// let name: &str = "ada";
+    /// let len = cache.get_or_compute_ref(name, || async { Ok(name.len()) }).await.unwrap();
+    /// assert_eq!(len, 3);
+    /// assert!(cache.get_or_compute_ref(name, || async { unreachable!() }).await.is_ok());
+    /// # }
+    /// ```
+    pub async fn get_or_compute_ref<Q, F, Fut>(&self, key: &Q, compute: F) -> Result<V, CacheError<E>>
+    where
+        Q: BorrowedKey<K> + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        if let Some(value) = self.store.fresh_value_equivalent(key) {
+            self.store.stats.record(Request::Hit);
+            return Ok(value);
+        }
+        let computation = Computation::<_, fn() -> SharedComputation<V, E>>::Local(compute);
+        Box::pin(self.get_or_compute_slow(key.to_key(), computation)).await
+    }
+
+    /// Like [`get_or_compute_shared`](Self::get_or_compute_shared), looking the key up by a
+    /// borrowed form of it, as [`get_or_compute_ref`](Self::get_or_compute_ref) does.
+    ///
+    /// # Errors
+    ///
+    /// As for [`get_or_compute`](Self::get_or_compute).
+    pub async fn get_or_compute_shared_ref<Q, F, Fut>(
+        &self,
+        key: &Q,
+        compute: F,
+    ) -> Result<V, CacheError<E>>
+    where
+        Q: BorrowedKey<K> + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
+        if let Some(value) = self.store.fresh_value_equivalent(key) {
+            self.store.stats.record(Request::Hit);
+            return Ok(value);
+        }
+        let boxed = || -> SharedComputation<V, E> { Box::pin(compute()) };
+        let computation = Computation::<fn() -> Fut, _>::Shared(boxed);
+        Box::pin(self.get_or_compute_slow(key.to_key(), computation)).await
     }
 
     /// Like [`get_or_compute`](Self::get_or_compute) for a synchronous computation (a
@@ -336,6 +395,14 @@ where
     #[must_use]
     pub fn entry_count(&self) -> u64 {
         self.stats().total_entries
+    }
+
+    /// Whether a value, and whether a cached error, is stored for `key` now, fresh or not;
+    /// counts nothing and marks nothing. For tests that check the store against a model.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn __stored(&self, key: &K) -> (bool, bool) {
+        self.store.holds(key)
     }
 
     /// The miss path: joins or leads a flight, then waits or drives until it has an answer.

@@ -61,12 +61,16 @@ mod builder;
 mod cache;
 mod clock;
 mod error;
+mod expiry;
 mod flight;
+mod hasher;
+mod key;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod registry;
 #[cfg(feature = "serde")]
 mod serde_impl;
+mod policy;
 mod stats;
 mod store;
 mod trace;
@@ -74,7 +78,10 @@ mod trace;
 pub use builder::{AsyncSmartCacheBuilder, DEFAULT_RETRY_INTERVAL};
 pub use cache::AsyncSmartCache;
 pub use error::CacheError;
+pub use hasher::KeyHasher;
+pub use key::BorrowedKey;
 pub use stats::CacheStats;
+pub use store::DEFAULT_MAX_CACHED_ERRORS;
 
 #[cfg(feature = "macros")]
 pub use smartcache_macros::smart_cached;
