@@ -17,13 +17,13 @@ impl Clock {
     }
 
     /// Nanoseconds since the cache was built, on tokio's clock, rounded down to a multiple of
-    /// 4: the two low bits of an entry's time word are its hit bits (see `store::Entry`), and
+    /// 16: the four low bits of an entry's time word count its hits (see `store::Entry`), and
     /// the low bit of a policy stamp tells a cached error (see `store::ERROR_STAMP`).
     #[inline]
     pub(crate) fn now(&self) -> u64 {
         // `saturating_`: a cache shared between runtimes with paused clocks may see an
         // instant before its epoch; treat it as the epoch rather than panic.
-        nanos(Instant::now().saturating_duration_since(self.epoch)) & !3
+        nanos(Instant::now().saturating_duration_since(self.epoch)) & !15
     }
 }
 

@@ -47,14 +47,14 @@ pub const DEFAULT_MAX_CACHED_ERRORS: u64 = 100_000;
 #[derive(Debug)]
 pub(crate) struct Entry<V> {
     value: V,
-    /// When the value was stored (nanoseconds on the cache clock, a multiple of 4), with the
-    /// two low bits counting hits (0, 1 or 3: one bit set per hit, saturating) since the
-    /// eviction policy last looked at the entry.
+    /// When the value was stored (nanoseconds on the cache clock, a multiple of 16), with the
+    /// four low bits counting hits (saturating at 15) since the eviction policy last looked
+    /// at the entry.
     meta: AtomicU64,
 }
 
-/// The hit bits of [`Entry::meta`].
-const HITS: u64 = 3;
+/// The hit count bits of [`Entry::meta`].
+const HITS: u64 = 15;
 
 impl<V> Entry<V> {
     fn stored_at(&self) -> u64 {
@@ -66,7 +66,7 @@ impl<V> Entry<V> {
 #[derive(Debug)]
 struct Failure<E> {
     error: Arc<E>,
-    /// When the computation failed (nanoseconds on the cache clock, a multiple of 4).
+    /// When the computation failed (nanoseconds on the cache clock, a multiple of 16).
     failed_at: u64,
 }
 
@@ -213,9 +213,10 @@ where
             return None;
         }
         if self.capacity.is_some() && meta & HITS != HITS {
-            // NOTE: only written while a hit bit is clear (two hits per policy visit), so a
-            // hot entry's cache line stays shared between cores.
-            entry.meta.fetch_or(if meta & 1 == 0 { 1 } else { 2 }, Relaxed);
+            // NOTE: only written while the count is below 15 (fifteen hits per policy visit),
+            // so a hot entry's cache line stays shared between cores. A lost race loses one
+            // count, never carries into the time bits: the exchange is from the value read.
+            _ = (entry.meta).compare_exchange_weak(meta, meta + 1, Relaxed, Relaxed);
         }
         Some(entry.value.clone())
     }
@@ -599,7 +600,10 @@ where
         if meta & HITS == 0 {
             return Some(0);
         }
-        Some((entry.meta.fetch_and(!HITS, Relaxed) & HITS).count_ones())
+        // Both bit fields of the old word are read from one atomic step: a hit between the
+        // load above and here is not lost.
+        let hits = entry.meta.fetch_and(!HITS, Relaxed) & HITS;
+        Some(u32::try_from(hits).unwrap_or(0))
     }
 
     fn evict(&self, node: &Node<K>) -> bool {
