@@ -55,7 +55,7 @@ async fn an_expired_value_is_recomputed_once_by_a_herd() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn expired_entries_are_swept_without_being_asked_for() {
+async fn expired_entries_are_swept_in_bounded_steps_without_being_asked_for() {
     let cache = Cache::builder()
         .time_to_live(Duration::from_secs(10))
         .retry_interval(Duration::from_secs(10))
@@ -68,13 +68,95 @@ async fn expired_entries_are_swept_without_being_asked_for() {
         .await;
     assert_eq!(cache.entry_count(), 101);
     tokio::time::advance(Duration::from_secs(10)).await;
-    // One write, for another key, sweeps out everything that has expired.
+    // A write, for another key, removes the oldest expired entries: 64 at most per call.
     cache.prime(5_000, 0);
     let stats = cache.stats();
     assert_eq!(
         (stats.total_entries, stats.error_entries, stats.expirations),
-        (1, 0, 100)
+        (101 - 64 + 1, 1, 64)
     );
+    // The next write takes the rest: 36 values, then the cached error.
+    cache.prime(5_001, 0);
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.total_entries, stats.error_entries, stats.expirations),
+        (2, 0, 100)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unbounded_cache_keeps_at_most_max_cached_errors_oldest_first() {
+    let cache = Cache::builder().max_cached_errors(3).build();
+    for key in 0..5 {
+        let failed = cache
+            .get_or_compute(key, || async move { Err(format!("e{key}")) })
+            .await;
+        assert!(failed.is_err());
+        tokio::time::advance(Duration::from_millis(1)).await;
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.total_entries, stats.error_entries, stats.evictions),
+        (3, 3, 2)
+    );
+    let kept: Vec<u64> = (0..5).filter(|key| cache.__stored(key).1).collect();
+    assert_eq!(kept, [2, 3, 4], "the oldest errors went first");
+    // A value is not bounded by the error limit.
+    for key in 10..20 {
+        cache.prime(key, key);
+    }
+    assert_eq!(cache.entry_count(), 13);
+}
+
+#[tokio::test]
+async fn zero_max_cached_errors_caches_no_error() {
+    let cache = Cache::builder().max_cached_errors(0).build();
+    let calls = Counter::new();
+    for _ in 0..2 {
+        let calls = calls.clone();
+        let _ = cache
+            .get_or_compute(1, || async move {
+                calls.bump();
+                Err("down".to_owned())
+            })
+            .await;
+    }
+    assert_eq!((calls.get(), cache.entry_count()), (2, 0));
+}
+
+#[tokio::test]
+async fn clear_empties_a_bounded_cache_that_then_refills_to_its_bound() {
+    let cache = Cache::builder().max_capacity(50).build();
+    for key in 0..200 {
+        cache.prime(key, key);
+    }
+    cache.clear();
+    assert_eq!(cache.entry_count(), 0);
+    assert!((0..200).all(|key| cache.__stored(&key) == (false, false)));
+    for key in 1_000..1_200 {
+        let value = cache.get_or_compute(key, || async move { Ok(key) }).await;
+        assert_eq!(value.unwrap(), key);
+        assert!(cache.entry_count() <= 50);
+    }
+    assert_eq!(cache.entry_count(), 50);
+}
+
+#[tokio::test]
+async fn a_hot_set_survives_a_scan_of_one_hit_keys() {
+    // The admission filter at work: keys read many times are not pushed out by a scan of
+    // keys read once, which is what a plain LRU or CLOCK would do.
+    let cache = Cache::builder().max_capacity(100).build();
+    for _ in 0..20 {
+        for key in 0..50 {
+            let _ = cache.get_or_compute(key, || async move { Ok(key) }).await;
+        }
+    }
+    for key in 10_000..12_000 {
+        let _ = cache.get_or_compute(key, || async move { Ok(key) }).await;
+    }
+    let kept = (0..50).filter(|key| cache.__stored(key).0).count();
+    assert!(kept >= 45, "only {kept} of the 50 hot keys kept");
+    assert_eq!(cache.entry_count(), 100);
 }
 
 #[tokio::test]
