@@ -8,9 +8,9 @@
 //! entry replaced or removed since leaves a *stale* item, dropped when it comes up).
 //!
 //! Items outnumbering live entries by more than two to one (keys replaced much faster than
-//! they expire) are tidied a few per push: live items go to the back. That breaks the
-//! storing order for them only, which delays their removal (a lookup still checks the time
-//! itself, so a late removal never serves a stale answer).
+//! they expire) are tidied a few per push: stale items go, live ones that are not due go to
+//! the back. That breaks the storing order for them only, which delays their removal (a
+//! lookup still checks the time itself, so a late removal never serves a stale answer).
 
 use std::collections::VecDeque;
 
@@ -64,8 +64,14 @@ impl<K> ExpiryQueue<K> {
         mut is_live: impl FnMut(&K, u64) -> bool,
     ) {
         self.items.push_back((key, stamp));
+        let now = stamp;
         if self.items.len() as u64 > live.saturating_mul(2).saturating_add(64) {
             for _ in 0..4 {
+                // NOTE: a due head is left for the expiry step: moved to the back, it would
+                // wait there behind entries that are not due.
+                if self.due() <= now {
+                    break;
+                }
                 let Some((key, stamp)) = self.items.pop_front() else {
                     break;
                 };
@@ -91,6 +97,11 @@ impl<K> ExpiryQueue<K> {
             };
             remove(&key, stamp);
             popped += 1;
+        }
+        // Give memory back once most items are gone (a bounded copy of few items).
+        let len = self.items.len();
+        if popped > 0 && len <= 4096 && self.items.capacity() > 4 * len.max(64) {
+            self.items.shrink_to(2 * len);
         }
         popped
     }

@@ -378,7 +378,8 @@ impl Model {
         if self.ttl.is_some() {
             let live = self.figures.total_entries - self.figures.error_entries;
             let values = &self.values;
-            push_tidy(&mut self.value_queue, key, self.now, live, |k, stamp| {
+            let ttl = self.ttl.unwrap_or(u64::MAX);
+            push_tidy(&mut self.value_queue, key, self.now, ttl, live, |k, stamp| {
                 values.get(&k).is_some_and(|v| v.stored_at == stamp)
             });
         }
@@ -405,7 +406,7 @@ impl Model {
         }
         let live = self.figures.error_entries;
         let errors = &self.errors;
-        push_tidy(&mut self.error_queue, key, self.now, live, |k, stamp| {
+        push_tidy(&mut self.error_queue, key, self.now, self.retry, live, |k, stamp| {
             errors.get(&k).is_some_and(|e| e.failed_at == stamp)
         });
     }
@@ -591,18 +592,24 @@ impl Model {
     }
 }
 
-/// Queues an item as `expiry::ExpiryQueue::push` does: past twice `live` plus 64 items, four
-/// items from the head are tidied (stale ones dropped, live ones moved to the back).
+/// Queues an item as `expiry::ExpiryQueue::push` does: past twice `live` plus 64 items, up
+/// to four items from the head are tidied (stale ones dropped, live ones moved to the back),
+/// stopping at a head that is due (`period` after its stamp).
 fn push_tidy(
     queue: &mut VecDeque<(Key, u64)>,
     key: Key,
     stamp: u64,
+    period: u64,
     live: u64,
     is_live: impl Fn(Key, u64) -> bool,
 ) {
     queue.push_back((key, stamp));
     if queue.len() as u64 > live * 2 + 64 {
         for _ in 0..4 {
+            // A due head stays for the expiry step.
+            if queue.front().is_some_and(|&(_, head)| head + period <= stamp) {
+                break;
+            }
             let Some((key, stamp)) = queue.pop_front() else {
                 break;
             };
