@@ -55,12 +55,16 @@
 use std::collections::VecDeque;
 
 /// Second chances (of read entries) given while making room for one entry: past them, the
-/// next live node goes as it is.
-pub(crate) const SECOND_CHANCES: u32 = 1024;
+/// next live node goes as it is. Each chance is one look at a live node; every other look
+/// at a live node evicts, demotes or returns it, so live looks stay within a few times this.
+pub(crate) const SECOND_CHANCES: u32 = 512;
 
-/// Nodes looked at (live or stale) while making room for one entry before giving up.
-pub(crate) const MAX_LOOKS: u32 = 4096;
+/// Stale nodes dropped while making room for one entry before giving up (nothing is stored
+/// then: see `Store::insert_locked`).
+pub(crate) const MAX_LOOKS: u32 = 2048;
 
+/// Window nodes moved to the main space without a duel, at most, per insertion or eviction.
+const WINDOW_MOVES: u32 = 4;
 /// A window of 1% of the capacity to start with, as W-TinyLFU's authors recommend.
 const INITIAL_WINDOW_PERCENT: u64 = 1;
 /// At most this share of the main space is protected.
@@ -177,6 +181,19 @@ impl<K> Policy<K> {
         self.sketch.fit(live.min(self.capacity));
         self.sketch.increment(hash, 1);
         self.window.push_back(node);
+        // While the main space has room (the cache is filling, or the window just shrank),
+        // the window's surplus moves on a few nodes per insertion, so that no later call has
+        // to move it all at once. Their hit bits stay with the entries.
+        for _ in 0..WINDOW_MOVES {
+            if (self.window.len() as u64) <= self.window_target
+                || self.main_len() >= self.main_target()
+            {
+                break;
+            }
+            if let Some(node) = self.window.pop_front() {
+                self.probation.push_back(node);
+            }
+        }
         self.since_sample_check += 1;
     }
 
@@ -215,6 +232,7 @@ impl<K> Policy<K> {
             chances: SECOND_CHANCES,
             looks: MAX_LOOKS,
         };
+        let mut moves = 0;
         loop {
             let from_window = !self.window.is_empty()
                 && (self.window.len() as u64 >= self.window_target || self.main_len() == 0);
@@ -234,8 +252,10 @@ impl<K> Policy<K> {
                 }
                 continue; // the window held only stale nodes
             };
-            if self.main_len() < self.main_target() {
+            if self.main_len() < self.main_target() && moves < WINDOW_MOVES {
                 // The window shrank: the candidate moves to the main space, nothing goes.
+                // Past a few such moves the candidate duels as usual: the call stays short.
+                moves += 1;
                 self.probation.push_back(candidate);
                 continue;
             }
@@ -283,7 +303,14 @@ impl<K> Policy<K> {
                 return None;
             }
             if self.probation.is_empty() {
-                return self.take_live(Segment::Protected, residents, budget);
+                if let Some(victim) = self.take_live(Segment::Protected, residents, budget) {
+                    return Some(victim);
+                }
+                // NOTE: protected may have demoted its nodes to probation on the way (second
+                // chances end, so this loop does too).
+                if budget.looks == 0 || self.probation.is_empty() {
+                    return None;
+                }
             }
         }
     }
@@ -301,8 +328,8 @@ impl<K> Policy<K> {
     ) -> Option<Node<K>> {
         while budget.looks > 0 {
             let node = self.queue(segment).pop_front()?;
-            budget.looks -= 1;
             let Some(hits) = residents.take_hits(&node) else {
+                budget.looks -= 1;
                 continue; // stale: its entry is gone
             };
             if hits > 0 {
@@ -329,9 +356,8 @@ impl<K> Policy<K> {
             let Some(node) = self.protected.pop_front() else {
                 return;
             };
-            budget.looks -= 1;
             match residents.take_hits(&node) {
-                None => {} // stale
+                None => budget.looks -= 1, // stale
                 // Read since its last visit: it stays protected, at the back (CLOCK's LRU).
                 Some(hits) if hits > 0 && budget.chances > 0 => {
                     budget.chances -= 1;
@@ -533,3 +559,223 @@ impl Climber {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+
+    /// Entries as the store would hold them: key -> (stamp, hits), with counts of calls.
+    #[derive(Default)]
+    struct Fake {
+        entries: RefCell<HashMap<u64, (u64, u32)>>,
+        looks: Cell<u32>,
+        evicted: RefCell<Vec<u64>>,
+    }
+
+    impl Fake {
+        fn store(&self, policy: &mut Policy<u64>, key: u64) {
+            let stamp = key * 16;
+            while self.entries.borrow().len() as u64 >= policy.capacity {
+                assert_eq!(policy.evict_one(self), Evicted::One);
+            }
+            self.entries.borrow_mut().insert(key, (stamp, 0));
+            let live = self.entries.borrow().len() as u64;
+            policy.admit(Node { key, stamp }, self.hash(&key), live);
+        }
+
+        fn hit(&self, key: u64) -> bool {
+            match self.entries.borrow_mut().get_mut(&key) {
+                Some((_, hits)) => {
+                    *hits = (*hits + 1).min(15);
+                    true
+                }
+                None => false,
+            }
+        }
+
+        /// Requests `key`: a hit, or a miss that stores it.
+        fn request(&self, policy: &mut Policy<u64>, key: u64) -> bool {
+            let hit = self.hit(key);
+            if !hit {
+                self.store(policy, key);
+            }
+            hit
+        }
+    }
+
+    impl Residents<u64> for Fake {
+        fn take_hits(&self, node: &Node<u64>) -> Option<u32> {
+            self.looks.set(self.looks.get() + 1);
+            let mut entries = self.entries.borrow_mut();
+            let (stamp, hits) = entries.get_mut(&node.key)?;
+            (*stamp == node.stamp).then(|| std::mem::take(hits))
+        }
+
+        fn evict(&self, node: &Node<u64>) -> bool {
+            let mut entries = self.entries.borrow_mut();
+            if entries.get(&node.key).is_some_and(|(s, _)| *s == node.stamp) {
+                entries.remove(&node.key);
+                self.evicted.borrow_mut().push(node.key);
+                return true;
+            }
+            false
+        }
+
+        fn is_live(&self, node: &Node<u64>) -> bool {
+            (self.entries.borrow().get(&node.key)).is_some_and(|(s, _)| *s == node.stamp)
+        }
+
+        fn hash(&self, key: &u64) -> u64 {
+            key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        }
+    }
+
+    #[test]
+    fn every_eviction_takes_one_live_entry_and_never_the_one_being_stored() {
+        let fake = Fake::default();
+        let mut policy = Policy::new(10);
+        for key in 0..1_000 {
+            fake.request(&mut policy, key % 37);
+            fake.request(&mut policy, key);
+            assert!(fake.entries.borrow().len() <= 10);
+            assert!(fake.entries.borrow().contains_key(&key), "key {key} was stored");
+        }
+        // Every eviction removed a live entry, one per call.
+        let evicted = fake.evicted.borrow().len();
+        let stored = fake.entries.borrow().len();
+        assert!(evicted > 900 && evicted + stored <= 2_000);
+    }
+
+    #[test]
+    fn a_hot_working_set_costs_a_bounded_look_per_insertion() {
+        let fake = Fake::default();
+        let capacity = 5_000;
+        let mut policy = Policy::new(capacity);
+        for key in 0..capacity {
+            fake.store(&mut policy, key);
+        }
+        for round in 0..3 {
+            // Every entry read since the policy last looked at it.
+            for key in 0..capacity {
+                fake.hit(key);
+            }
+            fake.looks.set(0);
+            fake.store(&mut policy, 1_000_000 + round);
+            let looks = fake.looks.get();
+            assert!(looks <= 4 * SECOND_CHANCES, "{looks} looks for one insertion");
+            assert_eq!(fake.entries.borrow().len() as u64, capacity);
+        }
+    }
+
+    #[test]
+    fn frequently_read_keys_survive_a_scan() {
+        let fake = Fake::default();
+        let mut policy = Policy::new(100);
+        for _ in 0..10 {
+            for key in 0..80 {
+                fake.request(&mut policy, key);
+            }
+        }
+        let hits_during_scan: usize = (0..3)
+            .map(|_| {
+                // A scan of keys read once, then the hot set again.
+                for key in 10_000..10_500 {
+                    fake.request(&mut policy, key);
+                }
+                (0..80).filter(|&key| fake.request(&mut policy, key)).count()
+            })
+            .sum();
+        assert!(hits_during_scan >= 3 * 75, "{hits_during_scan} hits of 240");
+    }
+
+    #[test]
+    fn stale_nodes_are_skipped_and_tidied() {
+        let fake = Fake::default();
+        let mut policy = Policy::new(50);
+        for key in 0..50 {
+            fake.store(&mut policy, key);
+        }
+        // Invalidate everything behind the policy's back, then refill: no stale node is
+        // ever evicted, and the nodes stay within twice the live entries (plus slack).
+        fake.entries.borrow_mut().clear();
+        for key in 100..10_000 {
+            fake.store(&mut policy, key);
+            if key % 3 == 0 {
+                fake.entries.borrow_mut().remove(&(key - 1));
+            }
+            let live = fake.entries.borrow().len() as u64;
+            policy.tidy(live, &fake);
+            assert!(policy.nodes() as u64 <= 2 * 50 + 64 + 8, "{} nodes", policy.nodes());
+        }
+        assert!(fake.evicted.borrow().iter().all(|&key| key >= 100));
+    }
+
+    #[test]
+    fn the_window_grows_for_a_recency_workload() {
+        let fake = Fake::default();
+        let mut policy = Policy::new(100);
+        let start = policy.window_target();
+        let (mut hits, mut requests) = (0, 0);
+        // A working set of 200 keys (twice the capacity) that shifts by one key every ten
+        // requests: old keys never come back, recent ones do.
+        let mut random = 1_u64;
+        for i in 0..60_000_u64 {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            let key = i / 10 + random % 200;
+            hits += u64::from(fake.request(&mut policy, key));
+            requests += 1;
+            if policy.sample_due() {
+                policy.climb(hits, requests);
+            }
+        }
+        assert!(policy.window_target() > start + 20, "window {}", policy.window_target());
+    }
+
+    #[test]
+    fn the_climber_turns_around_when_the_hit_rate_drops_and_restarts_on_a_shift() {
+        let mut climber = Climber::new(1_000);
+        let sample = climber.sample;
+        assert_eq!(climber.sample(0, sample - 1), None, "the sample is not complete");
+        let first = climber.sample(500, sample).unwrap();
+        assert_eq!(first, 62, "a first step of 6.25%");
+        let better = climber.sample(500 + 510, 2 * sample).unwrap();
+        assert!(better > 0 && better <= first);
+        let worse = climber.sample(1_010 + 505, 3 * sample).unwrap();
+        assert!(worse < 0, "turned around: {worse}");
+        let shifted = climber.sample(1_515 + 100, 4 * sample).unwrap();
+        assert!(shifted > 0, "turned around again: {shifted}");
+        let next = climber.sample(1_615 + 100, 5 * sample).unwrap();
+        assert_eq!(next, 62, "the big change restarted the step");
+        assert_eq!(climber.sample(0, 0), None, "reset counters start a new sample");
+    }
+
+    #[test]
+    fn sketch_counts_ages_and_keeps_counts_when_it_grows() {
+        let mut sketch = Sketch::new();
+        let (a, b) = (0x1234_5678_9ABC_DEF0_u64, 0x0FED_CBA9_8765_4321_u64);
+        sketch.increment(a, 5);
+        sketch.increment(b, 1);
+        assert_eq!((sketch.estimate(a), sketch.estimate(b)), (5, 1));
+        sketch.increment(a, 40);
+        assert_eq!(sketch.estimate(a), 15, "4-bit counters saturate");
+        sketch.fit(10_000);
+        assert!(sketch.table.len() >= 10_000);
+        assert_eq!((sketch.estimate(a), sketch.estimate(b)), (15, 1), "kept");
+        sketch.halve();
+        assert_eq!((sketch.estimate(a), sketch.estimate(b)), (7, 0));
+    }
+
+    #[test]
+    fn a_capacity_of_one_keeps_the_latest_entry() {
+        let fake = Fake::default();
+        let mut policy = Policy::new(1);
+        for key in 0..100 {
+            fake.request(&mut policy, key);
+            assert_eq!(fake.entries.borrow().keys().copied().collect::<Vec<_>>(), [key]);
+        }
+    }
+}
