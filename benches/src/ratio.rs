@@ -3,7 +3,7 @@
 //!
 //! Contestants: smartcache (`get_or_compute`, adaptive W-TinyLFU), `quick_cache`
 //! (`sync::Cache::get_or_insert_with`, its CLOCK-Pro-like policy), moka (`future::Cache::get_with`,
-//! TinyLFU) and an exact LRU written here. Streams: the shared public traces
+//! `TinyLFU`) and an exact LRU written here. Streams: the shared public traces
 //! (`../shared/traces/*.xz`, or `$SMARTCACHE_TRACES`) and synthetic ones (Zipf, Zipf with
 //! scans, a loop slightly larger than the capacity, a shifting working set).
 
@@ -51,7 +51,7 @@ pub fn read_trace(file: &str) -> Option<Vec<u64>> {
     let keys = text
         .lines()
         .filter_map(|line| line.trim().parse::<i64>().ok())
-        .map(i64::cast_unsigned)
+        .map(|key| u64::from_ne_bytes(key.to_ne_bytes()))
         .collect();
     Some(keys)
 }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::AsyncSmartCache;
+use crate::KeyHasher;
 use crate::registry;
 use crate::stats::StatsCore;
 use crate::store::{DEFAULT_MAX_CACHED_ERRORS, Limits, Store};
-use crate::KeyHasher;
 use crate::trace::Tracer;
 
 /// The cache's types, without owning any value of them (always `Send + Sync`).

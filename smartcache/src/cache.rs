@@ -17,8 +17,8 @@ use dashmap::mapref::entry::Entry as MapEntry;
 
 use crate::builder::AsyncSmartCacheBuilder;
 use crate::flight::{CatchPanic, Flight, Leaving, Outcome, SharedComputation, Turn, panic_message};
-use crate::stats::Request;
 use crate::key::BorrowedKey;
+use crate::stats::Request;
 use crate::store::{Hasher, Lookup, Store};
 use crate::trace::{Ended, Tracer};
 use crate::{CacheError, CacheStats};
@@ -237,7 +237,11 @@ where
     /// assert!(cache.get_or_compute_ref(name, || async { unreachable!() }).await.is_ok());
     /// # }
     /// ```
-    pub async fn get_or_compute_ref<Q, F, Fut>(&self, key: &Q, compute: F) -> Result<V, CacheError<E>>
+    pub async fn get_or_compute_ref<Q, F, Fut>(
+        &self,
+        key: &Q,
+        compute: F,
+    ) -> Result<V, CacheError<E>>
     where
         Q: BorrowedKey<K> + ?Sized,
         F: FnOnce() -> Fut,

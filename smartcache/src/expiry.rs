@@ -147,7 +147,11 @@ mod tests {
         });
         assert_eq!((popped, seen.as_slice()), (2, &[1, 2][..]));
         assert_eq!(queue.due(), 18);
-        assert_eq!(queue.expire(17, 64, |_, _| Popped::Removed), 0, "not due yet");
+        assert_eq!(
+            queue.expire(17, 64, |_, _| Popped::Removed),
+            0,
+            "not due yet"
+        );
         let popped = queue.expire(18, 64, |key, _| {
             seen.push(*key);
             Popped::Removed

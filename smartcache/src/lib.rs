@@ -67,10 +67,10 @@ mod hasher;
 mod key;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+mod policy;
 pub mod registry;
 #[cfg(feature = "serde")]
 mod serde_impl;
-mod policy;
 mod stats;
 mod store;
 mod trace;

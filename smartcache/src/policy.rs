@@ -276,7 +276,7 @@ impl<K> Policy<K> {
         }
     }
 
-    /// TinyLFU's admission: the candidate must be rated more often than the victim.
+    /// The `TinyLFU` admission: the candidate must be rated more often than the victim.
     fn admits(&mut self, candidate: u64, victim: u64) -> bool {
         let candidate = self.sketch.estimate(candidate);
         if candidate > self.sketch.estimate(victim) {
@@ -559,7 +559,6 @@ impl Climber {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -615,7 +614,10 @@ mod tests {
 
         fn evict(&self, node: &Node<u64>) -> bool {
             let mut entries = self.entries.borrow_mut();
-            if entries.get(&node.key).is_some_and(|(s, _)| *s == node.stamp) {
+            if entries
+                .get(&node.key)
+                .is_some_and(|(s, _)| *s == node.stamp)
+            {
                 entries.remove(&node.key);
                 self.evicted.borrow_mut().push(node.key);
                 return true;
@@ -640,7 +642,10 @@ mod tests {
             fake.request(&mut policy, key % 37);
             fake.request(&mut policy, key);
             assert!(fake.entries.borrow().len() <= 10);
-            assert!(fake.entries.borrow().contains_key(&key), "key {key} was stored");
+            assert!(
+                fake.entries.borrow().contains_key(&key),
+                "key {key} was stored"
+            );
         }
         // Every eviction removed a live entry, one per call.
         let evicted = fake.evicted.borrow().len();
@@ -664,7 +669,10 @@ mod tests {
             fake.looks.set(0);
             fake.store(&mut policy, 1_000_000 + round);
             let looks = fake.looks.get();
-            assert!(looks <= 4 * SECOND_CHANCES, "{looks} looks for one insertion");
+            assert!(
+                looks <= 4 * SECOND_CHANCES,
+                "{looks} looks for one insertion"
+            );
             assert_eq!(fake.entries.borrow().len() as u64, capacity);
         }
     }
@@ -684,7 +692,9 @@ mod tests {
                 for key in 10_000..10_500 {
                     fake.request(&mut policy, key);
                 }
-                (0..80).filter(|&key| fake.request(&mut policy, key)).count()
+                (0..80)
+                    .filter(|&key| fake.request(&mut policy, key))
+                    .count()
             })
             .sum();
         assert!(hits_during_scan >= 3 * 75, "{hits_during_scan} hits of 240");
@@ -707,7 +717,11 @@ mod tests {
             }
             let live = fake.entries.borrow().len() as u64;
             policy.tidy(live, &fake);
-            assert!(policy.nodes() as u64 <= 2 * 50 + 64 + 8, "{} nodes", policy.nodes());
+            assert!(
+                policy.nodes() as u64 <= 2 * 50 + 64 + 8,
+                "{} nodes",
+                policy.nodes()
+            );
         }
         assert!(fake.evicted.borrow().iter().all(|&key| key >= 100));
     }
@@ -732,14 +746,22 @@ mod tests {
                 policy.climb(hits, requests);
             }
         }
-        assert!(policy.window_target() > start + 20, "window {}", policy.window_target());
+        assert!(
+            policy.window_target() > start + 20,
+            "window {}",
+            policy.window_target()
+        );
     }
 
     #[test]
     fn the_climber_turns_around_when_the_hit_rate_drops_and_restarts_on_a_shift() {
         let mut climber = Climber::new(1_000);
         let sample = climber.sample;
-        assert_eq!(climber.sample(0, sample - 1), None, "the sample is not complete");
+        assert_eq!(
+            climber.sample(0, sample - 1),
+            None,
+            "the sample is not complete"
+        );
         let first = climber.sample(500, sample).unwrap();
         assert_eq!(first, 62, "a first step of 6.25%");
         let better = climber.sample(500 + 510, 2 * sample).unwrap();
@@ -750,7 +772,11 @@ mod tests {
         assert!(shifted > 0, "turned around again: {shifted}");
         let next = climber.sample(1_615 + 100, 5 * sample).unwrap();
         assert_eq!(next, 62, "the big change restarted the step");
-        assert_eq!(climber.sample(0, 0), None, "reset counters start a new sample");
+        assert_eq!(
+            climber.sample(0, 0),
+            None,
+            "reset counters start a new sample"
+        );
     }
 
     #[test]
@@ -775,7 +801,10 @@ mod tests {
         let mut policy = Policy::new(1);
         for key in 0..100 {
             fake.request(&mut policy, key);
-            assert_eq!(fake.entries.borrow().keys().copied().collect::<Vec<_>>(), [key]);
+            assert_eq!(
+                fake.entries.borrow().keys().copied().collect::<Vec<_>>(),
+                [key]
+            );
         }
     }
 }

@@ -278,8 +278,7 @@ where
             return;
         }
         let mut upkeep = lock(&self.upkeep);
-        let Some(key) = self.insert_locked(&mut upkeep, &self.values, key, entry, now, None)
-        else {
+        let Some(key) = self.insert_locked(&mut upkeep, &self.values, key, entry, now, None) else {
             return;
         };
         if let Some(queue) = &mut upkeep.values {
@@ -313,8 +312,14 @@ where
         };
         let errors = &self.stats.error_entries;
         let stamp = now | ERROR_STAMP;
-        let Some(key) = self.insert_locked(&mut upkeep, &self.failures, key, failure, stamp, Some(errors))
-        else {
+        let Some(key) = self.insert_locked(
+            &mut upkeep,
+            &self.failures,
+            key,
+            failure,
+            stamp,
+            Some(errors),
+        ) else {
             return;
         };
         let live = self.stats.error_entries.load(Relaxed);
@@ -453,7 +458,10 @@ where
 
     /// Whether a value and whether a cached error is stored for `key`, fresh or not.
     pub(crate) fn holds(&self, key: &K) -> (bool, bool) {
-        (self.values.contains_key(key), self.failures.contains_key(key))
+        (
+            self.values.contains_key(key),
+            self.failures.contains_key(key),
+        )
     }
 
     /// Removes every entry.
@@ -536,18 +544,17 @@ where
         let cursor = upkeep.shrink_cursor;
         drop(upkeep);
         self.stats.record_expirations(expired);
-        self.shrink_shard(&self.values, cursor);
-        self.shrink_shard(&self.failures, cursor);
+        Self::shrink_shard(&self.values, cursor);
+        Self::shrink_shard(&self.failures, cursor);
     }
 
     /// Shrinks shard `cursor` (modulo the shard count) of `map` if it holds few entries in a
     /// table far too large for them: a bounded rehash of at most [`SHRINK_MAX_LEN`] entries.
-    fn shrink_shard<T>(&self, map: &DashMap<K, T, Hasher>, cursor: usize) {
+    fn shrink_shard<T>(map: &DashMap<K, T, Hasher>, cursor: usize) {
         let shards = map.shards();
         let shard = &shards[cursor % shards.len()];
-        let worth = |len: usize, capacity: usize| {
-            len <= SHRINK_MAX_LEN && capacity > 4 * len.max(16)
-        };
+        let worth =
+            |len: usize, capacity: usize| len <= SHRINK_MAX_LEN && capacity > 4 * len.max(16);
         {
             let table = shard.read();
             if !worth(table.len(), table.capacity()) {
@@ -590,7 +597,9 @@ where
 {
     fn take_hits(&self, node: &Node<K>) -> Option<u32> {
         if node.stamp & ERROR_STAMP != 0 {
-            return self.failure_is(&node.key, node.stamp - ERROR_STAMP).then_some(0);
+            return self
+                .failure_is(&node.key, node.stamp - ERROR_STAMP)
+                .then_some(0);
         }
         let entry = self.values.get(&node.key)?;
         let meta = entry.meta.load(Relaxed);

@@ -59,7 +59,11 @@ fn string_hits_allocate_nothing(hasher: KeyHasher, capacity: Option<u64>) {
         let hit = now(cache.get_or_compute_ref("user:42", || async { Ok(0) }));
         assert_eq!(hit.unwrap(), 42);
     }
-    assert_eq!(allocations() - before, 0, "{hasher:?}, capacity {capacity:?}");
+    assert_eq!(
+        allocations() - before,
+        0,
+        "{hasher:?}, capacity {capacity:?}"
+    );
     assert_eq!(cache.stats().hits, 1_000);
     // Any other key is a miss that builds its owned key and stores it.
     let other = now(cache.get_or_compute_ref("user:7", || async { Ok(7) }));
@@ -70,7 +74,10 @@ fn string_hits_allocate_nothing(hasher: KeyHasher, capacity: Option<u64>) {
 fn tuple_hits_allocate_nothing() {
     let cache: AsyncSmartCache<(String, u32), u64> = AsyncSmartCache::new();
     let key = PairRef("ada", 1);
-    assert_eq!(now(cache.get_or_compute_ref(&key, || async { Ok(1) })).unwrap(), 1);
+    assert_eq!(
+        now(cache.get_or_compute_ref(&key, || async { Ok(1) })).unwrap(),
+        1
+    );
     let before = allocations();
     for _ in 0..100 {
         let hit = now(cache.get_or_compute_ref(&key, || async { Ok(0) }));
@@ -95,7 +102,10 @@ fn clear_gives_memory_back() {
     assert!(full > 1_000_000, "100,000 entries take {full} bytes?");
     cache.clear();
     let left = live_bytes() - baseline;
-    assert!(left < 64 * 1024, "{left} of {full} bytes still held after clear");
+    assert!(
+        left < 64 * 1024,
+        "{left} of {full} bytes still held after clear"
+    );
 }
 
 fn expiry_gives_memory_back() {
@@ -122,7 +132,10 @@ fn expiry_gives_memory_back() {
         // What stays is small tables and queues of the few live items (a table holding fewer
         // than 16 entries, or a queue of under 64 items, is not shrunk).
         let left = live_bytes() - baseline;
-        assert!(left * 16 < full, "{left} of {full} bytes still held after expiry");
+        assert!(
+            left * 16 < full,
+            "{left} of {full} bytes still held after expiry"
+        );
     });
 }
 

@@ -379,9 +379,14 @@ impl Model {
             let live = self.figures.total_entries - self.figures.error_entries;
             let values = &self.values;
             let ttl = self.ttl.unwrap_or(u64::MAX);
-            push_tidy(&mut self.value_queue, key, self.now, ttl, live, |k, stamp| {
-                values.get(&k).is_some_and(|v| v.stored_at == stamp)
-            });
+            push_tidy(
+                &mut self.value_queue,
+                key,
+                self.now,
+                ttl,
+                live,
+                |k, stamp| values.get(&k).is_some_and(|v| v.stored_at == stamp),
+            );
         }
     }
 
@@ -406,9 +411,14 @@ impl Model {
         }
         let live = self.figures.error_entries;
         let errors = &self.errors;
-        push_tidy(&mut self.error_queue, key, self.now, self.retry, live, |k, stamp| {
-            errors.get(&k).is_some_and(|e| e.failed_at == stamp)
-        });
+        push_tidy(
+            &mut self.error_queue,
+            key,
+            self.now,
+            self.retry,
+            live,
+            |k, stamp| errors.get(&k).is_some_and(|e| e.failed_at == stamp),
+        );
     }
 
     /// With a capacity: one entry is evicted if the cache is full (unless the store
@@ -607,7 +617,10 @@ fn push_tidy(
     if queue.len() as u64 > live * 2 + 64 {
         for _ in 0..4 {
             // A due head stays for the expiry step.
-            if queue.front().is_some_and(|&(_, head)| head + period <= stamp) {
+            if queue
+                .front()
+                .is_some_and(|&(_, head)| head + period <= stamp)
+            {
                 break;
             }
             let Some((key, stamp)) = queue.pop_front() else {

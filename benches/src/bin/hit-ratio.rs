@@ -16,7 +16,10 @@ fn main() {
     let mut workloads = trace_workloads(quick);
     workloads.extend(synthetic_workloads(quick));
     workloads.retain(|w| only.is_empty() || only.iter().any(|o| w.name.starts_with(o.as_str())));
-    println!("| workload | requests | {} | gap to best peer |", CONTESTANTS.join(" | "));
+    println!(
+        "| workload | requests | {} | gap to best peer |",
+        CONTESTANTS.join(" | ")
+    );
     println!("|---|---:|{}---:|", "---:|".repeat(CONTESTANTS.len()));
     let mut rows: Vec<Row> = CONTESTANTS
         .iter()
@@ -26,10 +29,7 @@ fn main() {
         })
         .collect();
     for workload in &workloads {
-        let ratios: Vec<f64> = CONTESTANTS
-            .iter()
-            .map(|c| hit_ratio(c, workload))
-            .collect();
+        let ratios: Vec<f64> = CONTESTANTS.iter().map(|c| hit_ratio(c, workload)).collect();
         let best_peer = ratios[1..].iter().copied().fold(f64::MIN, f64::max);
         let cells: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         println!(
