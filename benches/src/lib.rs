@@ -37,6 +37,7 @@ use cached::proc_macro::cached;
 use dashmap::DashMap;
 use smartcache::AsyncSmartCache;
 
+pub mod probes;
 pub mod ratio;
 
 /// The hasher smartcache uses for its maps; the floor and moka use it too.

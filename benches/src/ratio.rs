@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use smartcache::AsyncSmartCache;
 
-use crate::{FastHasher, Rng, zipf_stream};
+use crate::{FastHasher, Rng, Row, publish, zipf_stream};
 
 /// The contestants, in table order.
 pub const CONTESTANTS: [&str; 4] = ["smartcache", "quick_cache", "moka", "lru"];
@@ -217,4 +217,41 @@ fn lru_misses(workload: &Workload) -> u64 {
         by_use.insert(now, key);
     }
     misses
+}
+
+/// Replays every workload (those whose name starts with one of `only`, if any) through every
+/// contestant; prints a markdown table with the gap to the best peer, and publishes the
+/// figures as the one-shot scenario `hit-ratio`.
+pub fn run(quick: bool, only: &[String]) {
+    let mut workloads = trace_workloads(quick);
+    workloads.extend(synthetic_workloads(quick));
+    workloads.retain(|w| only.is_empty() || only.iter().any(|o| w.name.starts_with(o.as_str())));
+    println!(
+        "| workload | requests | {} | gap to best peer |",
+        CONTESTANTS.join(" | ")
+    );
+    println!("|---|---:|{}---:|", "---:|".repeat(CONTESTANTS.len()));
+    let mut rows: Vec<Row> = CONTESTANTS
+        .iter()
+        .map(|c| Row {
+            contestant: (*c).to_owned(),
+            figures: Vec::new(),
+        })
+        .collect();
+    for workload in &workloads {
+        let ratios: Vec<f64> = CONTESTANTS.iter().map(|c| hit_ratio(c, workload)).collect();
+        let best_peer = ratios[1..].iter().copied().fold(f64::MIN, f64::max);
+        let cells: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        println!(
+            "| {} | {} | {} | {:+.2} |",
+            workload.name,
+            workload.keys.len(),
+            cells.join(" | "),
+            ratios[0] - best_peer
+        );
+        for (row, ratio) in rows.iter_mut().zip(&ratios) {
+            row.figures.push((format!("{}_pct", workload.name), *ratio));
+        }
+    }
+    publish("hit-ratio", &rows);
 }

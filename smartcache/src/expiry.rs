@@ -12,7 +12,7 @@
 //! the back. That breaks the storing order for them only, which delays their removal (a
 //! lookup still checks the time itself, so a late removal never serves a stale answer).
 
-use std::collections::VecDeque;
+use crate::blocks::BlockQueue;
 
 /// Items an upkeep step may pop per call.
 pub(crate) const STEP: u32 = 64;
@@ -29,7 +29,7 @@ pub(crate) enum Popped {
 /// The expiry order of one kind of entry (values, or cached errors).
 #[derive(Debug)]
 pub(crate) struct ExpiryQueue<K> {
-    items: VecDeque<(K, u64)>,
+    items: BlockQueue<(K, u64)>,
     /// How long an entry lives, in nanoseconds.
     period: u64,
 }
@@ -37,7 +37,7 @@ pub(crate) struct ExpiryQueue<K> {
 impl<K> ExpiryQueue<K> {
     pub(crate) fn new(period: u64) -> Self {
         Self {
-            items: VecDeque::new(),
+            items: BlockQueue::default(),
             period,
         }
     }
@@ -98,11 +98,6 @@ impl<K> ExpiryQueue<K> {
             remove(&key, stamp);
             popped += 1;
         }
-        // Give memory back once most items are gone (a bounded copy of few items).
-        let len = self.items.len();
-        if popped > 0 && len <= 4096 && self.items.capacity() > 4 * len.max(64) {
-            self.items.shrink_to(2 * len);
-        }
         popped
     }
 
@@ -125,7 +120,7 @@ impl<K> ExpiryQueue<K> {
     }
 
     /// Empties the queue, handing back its items (to be dropped outside the lock).
-    pub(crate) fn take(&mut self) -> VecDeque<(K, u64)> {
+    pub(crate) fn take(&mut self) -> BlockQueue<(K, u64)> {
         std::mem::take(&mut self.items)
     }
 }

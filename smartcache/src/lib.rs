@@ -57,6 +57,7 @@
 #![warn(unreachable_pub, missing_debug_implementations)]
 
 mod blocking;
+mod blocks;
 mod builder;
 mod cache;
 mod clock;

@@ -52,7 +52,7 @@
 //! - Stale nodes cost memory until tidied: a cache that replaces or invalidates entries much
 //!   faster than it inserts new ones holds up to about twice as many nodes as entries.
 
-use std::collections::VecDeque;
+use crate::blocks::BlockQueue;
 
 /// Second chances (of read entries) given while making room for one entry: past them, the
 /// next live node goes as it is. Each chance is one look at a live node; every other look
@@ -124,9 +124,9 @@ enum Segment {
 #[derive(Debug)]
 pub(crate) struct Policy<K> {
     capacity: u64,
-    window: VecDeque<Node<K>>,
-    probation: VecDeque<Node<K>>,
-    protected: VecDeque<Node<K>>,
+    window: BlockQueue<Node<K>>,
+    probation: BlockQueue<Node<K>>,
+    protected: BlockQueue<Node<K>>,
     /// How many entries the window should hold; the main space gets the rest.
     window_target: u64,
     sketch: Sketch,
@@ -141,9 +141,9 @@ impl<K> Policy<K> {
     pub(crate) fn new(capacity: u64) -> Self {
         Self {
             capacity,
-            window: VecDeque::new(),
-            probation: VecDeque::new(),
-            protected: VecDeque::new(),
+            window: BlockQueue::default(),
+            probation: BlockQueue::default(),
+            protected: BlockQueue::default(),
             window_target: (capacity * INITIAL_WINDOW_PERCENT / 100).clamp(1, capacity.max(1)),
             sketch: Sketch::new(),
             climber: Climber::new(capacity),
@@ -218,7 +218,7 @@ impl<K> Policy<K> {
     }
 
     /// Drops every node (the store was cleared), keeping what the sketch and climber learnt.
-    pub(crate) fn clear(&mut self) -> [VecDeque<Node<K>>; 3] {
+    pub(crate) fn clear(&mut self) -> [BlockQueue<Node<K>>; 3] {
         [
             std::mem::take(&mut self.window),
             std::mem::take(&mut self.probation),
@@ -369,7 +369,7 @@ impl<K> Policy<K> {
         }
     }
 
-    fn queue(&mut self, segment: Segment) -> &mut VecDeque<Node<K>> {
+    fn queue(&mut self, segment: Segment) -> &mut BlockQueue<Node<K>> {
         match segment {
             Segment::Window => &mut self.window,
             Segment::Probation => &mut self.probation,

@@ -144,9 +144,10 @@ where
         let ttl = limits.ttl.map_or(u64::MAX, nanos);
         let retry = nanos(limits.retry);
         let hasher = MapHasher::new(limits.hasher);
+        let shards = shard_amount(limits.capacity);
         Self {
-            values: DashMap::with_hasher(hasher.clone()),
-            failures: DashMap::with_hasher(hasher),
+            values: DashMap::with_hasher_and_shard_amount(hasher.clone(), shards),
+            failures: DashMap::with_hasher_and_shard_amount(hasher, shards),
             upkeep: Mutex::new(Upkeep {
                 policy: limits.capacity.map(Policy::new),
                 values: (ttl != u64::MAX).then(|| ExpiryQueue::new(ttl)),
@@ -584,6 +585,17 @@ where
         }
         remove
     }
+}
+
+/// The shard count of the maps: enough that one shard holds some 16,000 entries at a
+/// million (a shard's table grows by rehashing all it holds, under its write lock, in the
+/// caller's path), within 8 to 256. A bounded cache sizes for its capacity; an unbounded one
+/// for a million entries.
+fn shard_amount(capacity: Option<u64>) -> usize {
+    let expected = capacity.unwrap_or(1 << 20);
+    let wanted = usize::try_from(expected / 16_384).unwrap_or(256);
+    let default = std::thread::available_parallelism().map_or(8, |n| (n.get() * 4).next_power_of_two());
+    wanted.next_power_of_two().clamp(default.clamp(8, 256), 256)
 }
 
 /// A shard is shrunk only when it holds at most this many entries, so that the rehash under
