@@ -97,7 +97,9 @@ fn smartcache_bounded<K: Key>(scenario: &mut HitLatency<'_, '_, K>) {
     let (runtime, keys) = (&scenario.runtime, &scenario.keys);
     runtime.block_on(async {
         for key in keys {
-            let _ = cache.get_or_compute_ref(key, || async { Ok(key.value()) }).await;
+            let _ = cache
+                .get_or_compute_ref(key, || async { Ok(key.value()) })
+                .await;
         }
     });
     scenario

@@ -93,7 +93,9 @@ fn for_each_bounded(scenario: &mut ZipfThroughput<'_, '_>) {
 /// One group: every contestant (or the bounded ones) at every task count, with
 /// `miss_share` of the requests for keys never seen.
 fn zipf_group(c: &mut Criterion, name: &str, miss_share: f64) {
-    zipf_group_of(c, name, miss_share, |scenario| for_each_contestant(scenario));
+    zipf_group_of(c, name, miss_share, |scenario| {
+        for_each_contestant(scenario)
+    });
 }
 
 fn zipf_group_of(

@@ -106,7 +106,12 @@ mod tests {
         assert_eq!(order, (0..3 * BLOCK + 5).collect::<Vec<_>>());
         for i in 0..3 * BLOCK + 5 {
             assert_eq!(queue.pop_front(), Some(i));
-            assert!(queue.blocks.iter().all(|b| !b.is_empty() && b.capacity() >= BLOCK));
+            assert!(
+                queue
+                    .blocks
+                    .iter()
+                    .all(|b| !b.is_empty() && b.capacity() >= BLOCK)
+            );
         }
         assert!(queue.is_empty() && queue.blocks.is_empty());
         assert_eq!(queue.pop_front(), None);

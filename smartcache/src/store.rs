@@ -594,7 +594,8 @@ where
 fn shard_amount(capacity: Option<u64>) -> usize {
     let expected = capacity.unwrap_or(1 << 20);
     let wanted = usize::try_from(expected / 16_384).unwrap_or(256);
-    let default = std::thread::available_parallelism().map_or(8, |n| (n.get() * 4).next_power_of_two());
+    let default =
+        std::thread::available_parallelism().map_or(8, |n| (n.get() * 4).next_power_of_two());
     wanted.next_power_of_two().clamp(default.clamp(8, 256), 256)
 }
 
