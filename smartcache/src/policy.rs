@@ -37,8 +37,9 @@
 //! chances are used up, the next live node is taken as it is, so a hot working set (every
 //! entry read) costs a few map reads per insertion, never a lap of the queue. Stale nodes are
 //! cleared a few at a time per insertion once they make up half the nodes ([`Policy::tidy`]).
-//! The sketch halves its counters in one pass over a table of about 4 bytes per entry of
-//! capacity (some 4 MB at one million entries, well under a millisecond).
+//! The sketch halves its counters in one pass over a table of 8 bytes per entry of capacity
+//! (8 MB at one million entries: a few hundred microseconds), and grows by doubling (a copy
+//! of the table) while the cache fills.
 //!
 //! # Known weak spots
 //!
