@@ -94,7 +94,7 @@ fn for_each_bounded(scenario: &mut ZipfThroughput<'_, '_>) {
 /// `miss_share` of the requests for keys never seen.
 fn zipf_group(c: &mut Criterion, name: &str, miss_share: f64) {
     zipf_group_of(c, name, miss_share, |scenario| {
-        for_each_contestant(scenario)
+        for_each_contestant(scenario);
     });
 }
 
