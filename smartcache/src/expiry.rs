@@ -157,12 +157,19 @@ mod tests {
 
     #[test]
     fn stale_items_are_tidied_once_they_outnumber_live_ones() {
-        let mut queue = ExpiryQueue::new(10);
-        // One live entry (key 0, stamp 0), replaced 200 times: every other item is stale.
+        let mut queue = ExpiryQueue::new(1_000_000);
+        // One live entry, replaced 200 times: every item but the last is stale.
         for stamp in 0..200 {
-            queue.push(0, stamp * 4, 1, |_, s| s == 199 * 4);
+            queue.push(0, stamp * 16, 1, |_, s| s == 199 * 16);
         }
         assert!(queue.len() <= 2 + 64 + 4, "{} items kept", queue.len());
+        // Due heads are left for the expiry step, not tidied to the back.
+        let mut due = ExpiryQueue::new(10);
+        for stamp in 0..200 {
+            due.push(0, stamp * 16, 1, |_, _| true);
+        }
+        assert_eq!(due.len(), 200);
+        assert_eq!(due.expire(200 * 16, 1_000, |_, _| Popped::Removed), 200);
     }
 
     #[test]

@@ -505,8 +505,8 @@ where
     }
 
     /// One upkeep step at time `now`, if an expiry may be due: removes expired values and
-    /// errors past their window, at most [`expiry::STEP`] queue items, and shrinks one map
-    /// shard that expiry left nearly empty.
+    /// errors past their window, at most [`expiry::STEP`] queue items, and shrinks the map
+    /// shards that this left nearly empty (and one more, round robin).
     ///
     /// Called on the write path, so a cache that is written to never keeps dead entries
     /// for long, with no background task, and no call does more than a bounded step.
@@ -517,36 +517,39 @@ where
         let mut upkeep = lock(&self.upkeep);
         let mut expired = 0;
         let mut budget = expiry::STEP;
+        let (mut value_shards, mut failure_shards) = (ShardSet::default(), ShardSet::default());
         if let Some(queue) = &mut upkeep.values {
             budget -= queue.expire(now, budget, |key, stamp| {
                 let gone = self.values.remove_if(key, |_, entry| {
                     self.forget_if(entry.stored_at() == stamp, false)
                 });
-                expired += u64::from(gone.is_some());
-                if gone.is_some() {
-                    Popped::Removed
-                } else {
-                    Popped::Stale
+                if gone.is_none() {
+                    return Popped::Stale;
                 }
+                expired += 1;
+                value_shards.insert(self.values.determine_map(key));
+                Popped::Removed
             });
         }
         upkeep.errors.expire(now, budget, |key, stamp| {
             let gone = self.failures.remove_if(key, |_, failure| {
                 self.forget_if(failure.failed_at == stamp, true)
             });
-            if gone.is_some() {
-                Popped::Removed
-            } else {
-                Popped::Stale
+            if gone.is_none() {
+                return Popped::Stale;
             }
+            failure_shards.insert(self.failures.determine_map(key));
+            Popped::Removed
         });
         self.upkeep_due.store(upkeep.due(), Relaxed);
         upkeep.shrink_cursor = upkeep.shrink_cursor.wrapping_add(1);
         let cursor = upkeep.shrink_cursor;
         drop(upkeep);
         self.stats.record_expirations(expired);
-        Self::shrink_shard(&self.values, cursor);
-        Self::shrink_shard(&self.failures, cursor);
+        value_shards.insert(cursor);
+        failure_shards.insert(cursor);
+        value_shards.for_each(|shard| Self::shrink_shard(&self.values, shard));
+        failure_shards.for_each(|shard| Self::shrink_shard(&self.failures, shard));
     }
 
     /// Shrinks shard `cursor` (modulo the shard count) of `map` if it holds few entries in a
@@ -555,7 +558,7 @@ where
         let shards = map.shards();
         let shard = &shards[cursor % shards.len()];
         let worth =
-            |len: usize, capacity: usize| len <= SHRINK_MAX_LEN && capacity > 4 * len.max(16);
+            |len: usize, capacity: usize| len <= SHRINK_MAX_LEN && capacity > 4 * len.max(4);
         {
             let table = shard.read();
             if !worth(table.len(), table.capacity()) {
@@ -597,6 +600,28 @@ fn shard_amount(capacity: Option<u64>) -> usize {
     let default =
         std::thread::available_parallelism().map_or(8, |n| (n.get() * 4).next_power_of_two());
     wanted.next_power_of_two().clamp(default.clamp(8, 256), 256)
+}
+
+/// A set of shard indices (modulo 256, the most shards a map has).
+#[derive(Default)]
+struct ShardSet([u64; 4]);
+
+impl ShardSet {
+    fn insert(&mut self, shard: usize) {
+        let shard = shard % 256;
+        self.0[shard / 64] |= 1 << (shard % 64);
+    }
+
+    fn for_each(&self, mut visit: impl FnMut(usize)) {
+        for (word, bits) in self.0.iter().enumerate() {
+            let mut bits = *bits;
+            while bits != 0 {
+                let bit = bits.trailing_zeros() as usize;
+                visit(word * 64 + bit);
+                bits &= bits - 1;
+            }
+        }
+    }
 }
 
 /// A shard is shrunk only when it holds at most this many entries, so that the rehash under

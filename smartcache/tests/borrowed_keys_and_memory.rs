@@ -129,8 +129,8 @@ fn expiry_gives_memory_back() {
             cache.prime(1_000_000, round);
         }
         assert_eq!(cache.entry_count(), 1);
-        // What stays is small tables and queues of the few live items (a table holding fewer
-        // than 16 entries, or a queue of under 64 items, is not shrunk).
+        // What stays is the shards' smallest tables (one shrinks only when its table is over
+        // four times too large) and a queue block holding the few live items.
         let left = live_bytes() - baseline;
         assert!(
             left * 16 < full,
