@@ -66,3 +66,61 @@ where
         self.to_owned()
     }
 }
+
+/// A tuple of borrowed forms standing for a tuple key, field by field: `KeyRef((name, &id))`
+/// with `name: &str` looks up the key `(String, u64)` without building it. This is how
+/// `#[smart_cached]` keys (a tuple of the arguments) can be looked up from borrowed
+/// arguments; tuples of 1 to 6 fields are supported, each field a reference to a
+/// [`BorrowedKey`] of the key's field.
+///
+/// (A wrapper rather than the bare tuple, because a bare tuple of references already is a
+/// `BorrowedKey` of itself through the blanket implementation.)
+///
+/// ```
+/// use smartcache::{AsyncSmartCache, KeyRef};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let cache: AsyncSmartCache<(String, u64), u64> = AsyncSmartCache::new();
+/// let (name, id): (&str, u64) = ("ada", 7);
+/// let key = KeyRef((name, &id));
+/// assert_eq!(cache.get_or_compute_ref(&key, || async { Ok(1) }).await.unwrap(), 1);
+/// assert_eq!(cache.get(&("ada".to_owned(), 7)), Some(1), "stored under the owned key");
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct KeyRef<T>(pub T);
+
+macro_rules! tuple_keys {
+    ($(($($key:ident $borrowed:ident $index:tt),+))+) => {$(
+        impl<$($borrowed: Hash + ?Sized),+> Hash for KeyRef<($(&$borrowed,)+)> {
+            #[inline]
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                // As the tuple key does: each field in order, nothing else.
+                $(self.0.$index.hash(state);)+
+            }
+        }
+
+        impl<$($key, $borrowed),+> BorrowedKey<($($key,)+)> for KeyRef<($(&$borrowed,)+)>
+        where
+            $($borrowed: BorrowedKey<$key> + ?Sized,)+
+        {
+            #[inline]
+            fn equivalent(&self, key: &($($key,)+)) -> bool {
+                $(self.0.$index.equivalent(&key.$index))&&+
+            }
+
+            fn to_key(&self) -> ($($key,)+) {
+                ($(self.0.$index.to_key(),)+)
+            }
+        }
+    )+};
+}
+
+tuple_keys! {
+    (A QA 0)
+    (A QA 0, B QB 1)
+    (A QA 0, B QB 1, C QC 2)
+    (A QA 0, B QB 1, C QC 2, D QD 3)
+    (A QA 0, B QB 1, C QC 2, D QD 3, E QE 4)
+    (A QA 0, B QB 1, C QC 2, D QD 3, E QE 4, F QF 5)
+}

@@ -80,7 +80,7 @@ pub use builder::{AsyncSmartCacheBuilder, DEFAULT_RETRY_INTERVAL};
 pub use cache::AsyncSmartCache;
 pub use error::CacheError;
 pub use hasher::KeyHasher;
-pub use key::BorrowedKey;
+pub use key::{BorrowedKey, KeyRef};
 pub use stats::CacheStats;
 pub use store::DEFAULT_MAX_CACHED_ERRORS;
 

@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use smartcache::{AsyncSmartCache, BorrowedKey, KeyHasher};
+use smartcache::{AsyncSmartCache, BorrowedKey, KeyHasher, KeyRef};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 #[global_allocator]
@@ -92,6 +92,29 @@ fn tuple_hits_allocate_nothing() {
     assert_eq!(cache.entry_count(), 2);
 }
 
+/// The keys `#[smart_cached]` builds: tuples of the arguments, looked up by `KeyRef`.
+fn key_ref_hits_allocate_nothing() {
+    let single: AsyncSmartCache<(String,), u64> = AsyncSmartCache::new();
+    let name: &str = "ada";
+    let first = now(single.get_or_compute_ref(&KeyRef((name,)), || async { Ok(3) }));
+    assert_eq!(first.unwrap(), 3);
+    let pair: AsyncSmartCache<(String, u64), u64> = AsyncSmartCache::new();
+    let id = 7_u64;
+    let first = now(pair.get_or_compute_ref(&KeyRef((name, &id)), || async { Ok(4) }));
+    assert_eq!(first.unwrap(), 4);
+    let before = allocations();
+    for _ in 0..100 {
+        let hit = now(single.get_or_compute_ref(&KeyRef((name,)), || async { Ok(0) }));
+        assert_eq!(hit.unwrap(), 3);
+        let hit = now(pair.get_or_compute_ref(&KeyRef((name, &id)), || async { Ok(0) }));
+        assert_eq!(hit.unwrap(), 4);
+    }
+    assert_eq!(allocations() - before, 0);
+    assert_eq!(single.get(&("ada".to_owned(),)), Some(3));
+    assert_eq!(pair.get(&("ada".to_owned(), 7)), Some(4));
+    assert_eq!(pair.stats().hits, 101);
+}
+
 fn clear_gives_memory_back() {
     let cache: AsyncSmartCache<u64, u64> = AsyncSmartCache::new();
     let baseline = live_bytes();
@@ -148,12 +171,15 @@ fn assert_hash_compatible<K: Hash, Q: Hash + ?Sized>(key: &K, borrowed: &Q) {
 #[test]
 fn borrowed_keys_and_memory() {
     assert_hash_compatible(&("ada".to_owned(), 1_u32), &PairRef("ada", 1));
+    assert_hash_compatible(&("ada".to_owned(), 1_u32), &KeyRef(("ada", &1_u32)));
+    assert_hash_compatible(&("ada".to_owned(),), &KeyRef(("ada",)));
     for hasher in [KeyHasher::Foldhash, KeyHasher::SipHash] {
         for capacity in [None, Some(100)] {
             string_hits_allocate_nothing(hasher, capacity);
         }
     }
     tuple_hits_allocate_nothing();
+    key_ref_hits_allocate_nothing();
     clear_gives_memory_back();
     expiry_gives_memory_back();
 }
