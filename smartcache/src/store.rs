@@ -548,13 +548,17 @@ where
         self.stats.record_expirations(expired);
         value_shards.insert(cursor);
         failure_shards.insert(cursor);
-        value_shards.for_each(|shard| Self::shrink_shard(&self.values, shard));
-        failure_shards.for_each(|shard| Self::shrink_shard(&self.failures, shard));
+        // NOTE: one shrink per map and call at most: shards fill evenly, so many of them
+        // cross the threshold in the same call, and shrinking them all at once would be one
+        // long call. The others are shrunk by later steps.
+        value_shards.find(|shard| Self::shrink_shard(&self.values, shard));
+        failure_shards.find(|shard| Self::shrink_shard(&self.failures, shard));
     }
 
     /// Shrinks shard `cursor` (modulo the shard count) of `map` if it holds few entries in a
     /// table far too large for them: a bounded rehash of at most [`SHRINK_MAX_LEN`] entries.
-    fn shrink_shard<T>(map: &DashMap<K, T, Hasher>, cursor: usize) {
+    /// Whether it did.
+    fn shrink_shard<T>(map: &DashMap<K, T, Hasher>, cursor: usize) -> bool {
         let shards = map.shards();
         let shard = &shards[cursor % shards.len()];
         let worth =
@@ -562,15 +566,17 @@ where
         {
             let table = shard.read();
             if !worth(table.len(), table.capacity()) {
-                return;
+                return false;
             }
         }
         let mut table = shard.write();
         let len = table.len();
-        if worth(len, table.capacity()) {
-            let hasher = map.hasher();
-            table.shrink_to(len, |(key, _)| hasher.hash_one(key));
+        if !worth(len, table.capacity()) {
+            return false;
         }
+        let hasher = map.hasher();
+        table.shrink_to(len, |(key, _)| hasher.hash_one(key));
+        true
     }
 
     /// Uncounts an entry (a cached error if `error`) that is about to be removed, if
@@ -612,12 +618,15 @@ impl ShardSet {
         self.0[shard / 64] |= 1 << (shard % 64);
     }
 
-    fn for_each(&self, mut visit: impl FnMut(usize)) {
+    /// Visits the shards in order until `visit` returns true.
+    fn find(&self, mut visit: impl FnMut(usize) -> bool) {
         for (word, bits) in self.0.iter().enumerate() {
             let mut bits = *bits;
             while bits != 0 {
                 let bit = bits.trailing_zeros() as usize;
-                visit(word * 64 + bit);
+                if visit(word * 64 + bit) {
+                    return;
+                }
                 bits &= bits - 1;
             }
         }
@@ -626,7 +635,7 @@ impl ShardSet {
 
 /// A shard is shrunk only when it holds at most this many entries, so that the rehash under
 /// its write lock stays in the tens of microseconds.
-const SHRINK_MAX_LEN: usize = 4096;
+const SHRINK_MAX_LEN: usize = 1024;
 
 impl<K, V, E> Residents<K> for Store<K, V, E>
 where
