@@ -93,6 +93,9 @@ struct Upkeep<K> {
     errors: ExpiryQueue<K>,
     /// The next map shard an upkeep step looks at for shrinking.
     shrink_cursor: usize,
+    /// Upkeep steps in a row that found no shard to shrink; below the shard count, a step
+    /// runs on every write even with nothing due, until the cursor has made a lap.
+    idle_shrinks: usize,
 }
 
 impl<K> Upkeep<K> {
@@ -153,6 +156,7 @@ where
                 values: (ttl != u64::MAX).then(|| ExpiryQueue::new(ttl)),
                 errors: ExpiryQueue::new(retry),
                 shrink_cursor: 0,
+                idle_shrinks: usize::MAX,
             }),
             upkeep_due: AtomicU64::new(u64::MAX),
             capacity: limits.capacity,
@@ -286,7 +290,7 @@ where
             let live = self.stats.entries.load(Relaxed) - self.stats.error_entries.load(Relaxed);
             queue.push(key, now, live, |key, stamp| self.value_is(key, stamp));
         }
-        self.upkeep_due.store(upkeep.due(), Relaxed);
+        self.publish_due(&upkeep);
     }
 
     /// Stores a failure at time `now`, unless errors are not cached (zero retry interval) or
@@ -327,7 +331,7 @@ where
         upkeep
             .errors
             .push(key, now, live, |key, stamp| self.failure_is(key, stamp));
-        self.upkeep_due.store(upkeep.due(), Relaxed);
+        self.publish_due(&upkeep);
     }
 
     /// Under the upkeep lock: stores `item` in `map` (the value map or the failure map) under
@@ -541,18 +545,36 @@ where
             failure_shards.insert(self.failures.determine_map(key));
             Popped::Removed
         });
-        self.upkeep_due.store(upkeep.due(), Relaxed);
         upkeep.shrink_cursor = upkeep.shrink_cursor.wrapping_add(1);
         let cursor = upkeep.shrink_cursor;
-        drop(upkeep);
-        self.stats.record_expirations(expired);
         value_shards.insert(cursor);
         failure_shards.insert(cursor);
         // NOTE: one shrink per map and call at most: shards fill evenly, so many of them
         // cross the threshold in the same call, and shrinking them all at once would be one
-        // long call. The others are shrunk by later steps.
-        value_shards.find(|shard| Self::shrink_shard(&self.values, shard));
-        failure_shards.find(|shard| Self::shrink_shard(&self.failures, shard));
+        // long call. The others are shrunk by later steps: after a shrink, steps run on every
+        // write (nothing due or not) until the cursor has made a lap without one.
+        let shrunk = value_shards.find(|shard| Self::shrink_shard(&self.values, shard))
+            | failure_shards.find(|shard| Self::shrink_shard(&self.failures, shard));
+        upkeep.idle_shrinks = if shrunk {
+            0
+        } else {
+            upkeep.idle_shrinks.saturating_add(1)
+        };
+        self.publish_due(&upkeep);
+        drop(upkeep);
+        self.stats.record_expirations(expired);
+    }
+
+    /// Publishes when the next upkeep step is due: when a queue head is, or at once while
+    /// shards may be left to shrink (see `sweep_if_due`). Under the upkeep lock.
+    fn publish_due(&self, upkeep: &Upkeep<K>) {
+        let lap = self.values.shards().len().max(self.failures.shards().len());
+        let due = if upkeep.idle_shrinks < lap {
+            0
+        } else {
+            upkeep.due()
+        };
+        self.upkeep_due.store(due, Relaxed);
     }
 
     /// Shrinks shard `cursor` (modulo the shard count) of `map` if it holds few entries in a
@@ -618,18 +640,19 @@ impl ShardSet {
         self.0[shard / 64] |= 1 << (shard % 64);
     }
 
-    /// Visits the shards in order until `visit` returns true.
-    fn find(&self, mut visit: impl FnMut(usize) -> bool) {
+    /// Visits the shards in order until `visit` returns true; whether it did.
+    fn find(&self, mut visit: impl FnMut(usize) -> bool) -> bool {
         for (word, bits) in self.0.iter().enumerate() {
             let mut bits = *bits;
             while bits != 0 {
                 let bit = bits.trailing_zeros() as usize;
                 if visit(word * 64 + bit) {
-                    return;
+                    return true;
                 }
                 bits &= bits - 1;
             }
         }
+        false
     }
 }
 

@@ -18,6 +18,20 @@ fn allocations() -> usize {
     INSTRUMENTED_SYSTEM.stats().allocations + INSTRUMENTED_SYSTEM.stats().reallocations
 }
 
+/// The fewest allocations (process-wide, so another thread of the harness may add some to a
+/// round) that one of five rounds of `round` made: a real allocation per call shows in every
+/// round.
+fn fewest_allocations(mut round: impl FnMut()) -> usize {
+    (0..5)
+        .map(|_| {
+            let before = allocations();
+            round();
+            allocations() - before
+        })
+        .min()
+        .unwrap_or(usize::MAX)
+}
+
 fn live_bytes() -> i128 {
     let stats = INSTRUMENTED_SYSTEM.stats();
     i128::try_from(stats.bytes_allocated).unwrap()
@@ -54,17 +68,14 @@ fn string_hits_allocate_nothing(hasher: KeyHasher, capacity: Option<u64>) {
     let cache = builder.build();
     let miss = now(cache.get_or_compute_ref("user:42", || async { Ok(42) }));
     assert_eq!(miss.unwrap(), 42);
-    let before = allocations();
-    for _ in 0..1_000 {
-        let hit = now(cache.get_or_compute_ref("user:42", || async { Ok(0) }));
-        assert_eq!(hit.unwrap(), 42);
-    }
-    assert_eq!(
-        allocations() - before,
-        0,
-        "{hasher:?}, capacity {capacity:?}"
-    );
-    assert_eq!(cache.stats().hits, 1_000);
+    let allocated = fewest_allocations(|| {
+        for _ in 0..1_000 {
+            let hit = now(cache.get_or_compute_ref("user:42", || async { Ok(0) }));
+            assert_eq!(hit.unwrap(), 42);
+        }
+    });
+    assert_eq!(allocated, 0, "{hasher:?}, capacity {capacity:?}");
+    assert_eq!(cache.stats().hits, 5_000);
     // Any other key is a miss that builds its owned key and stores it.
     let other = now(cache.get_or_compute_ref("user:7", || async { Ok(7) }));
     assert_eq!(other.unwrap(), 7);
@@ -78,14 +89,15 @@ fn tuple_hits_allocate_nothing() {
         now(cache.get_or_compute_ref(&key, || async { Ok(1) })).unwrap(),
         1
     );
-    let before = allocations();
-    for _ in 0..100 {
-        let hit = now(cache.get_or_compute_ref(&key, || async { Ok(0) }));
-        assert_eq!(hit.unwrap(), 1);
-        let shared = now(cache.get_or_compute_shared_ref(&key, || async { Ok(0) }));
-        assert_eq!(shared.unwrap(), 1);
-    }
-    assert_eq!(allocations() - before, 0);
+    let allocated = fewest_allocations(|| {
+        for _ in 0..100 {
+            let hit = now(cache.get_or_compute_ref(&key, || async { Ok(0) }));
+            assert_eq!(hit.unwrap(), 1);
+            let shared = now(cache.get_or_compute_shared_ref(&key, || async { Ok(0) }));
+            assert_eq!(shared.unwrap(), 1);
+        }
+    });
+    assert_eq!(allocated, 0);
     // A different second field is another key.
     let other = now(cache.get_or_compute_ref(&PairRef("ada", 2), || async { Ok(2) }));
     assert_eq!(other.unwrap(), 2);
@@ -102,17 +114,18 @@ fn key_ref_hits_allocate_nothing() {
     let id = 7_u64;
     let first = now(pair.get_or_compute_ref(&KeyRef((name, &id)), || async { Ok(4) }));
     assert_eq!(first.unwrap(), 4);
-    let before = allocations();
-    for _ in 0..100 {
-        let hit = now(single.get_or_compute_ref(&KeyRef((name,)), || async { Ok(0) }));
-        assert_eq!(hit.unwrap(), 3);
-        let hit = now(pair.get_or_compute_ref(&KeyRef((name, &id)), || async { Ok(0) }));
-        assert_eq!(hit.unwrap(), 4);
-    }
-    assert_eq!(allocations() - before, 0);
+    let allocated = fewest_allocations(|| {
+        for _ in 0..100 {
+            let hit = now(single.get_or_compute_ref(&KeyRef((name,)), || async { Ok(0) }));
+            assert_eq!(hit.unwrap(), 3);
+            let hit = now(pair.get_or_compute_ref(&KeyRef((name, &id)), || async { Ok(0) }));
+            assert_eq!(hit.unwrap(), 4);
+        }
+    });
+    assert_eq!(allocated, 0);
     assert_eq!(single.get(&("ada".to_owned(),)), Some(3));
     assert_eq!(pair.get(&("ada".to_owned(), 7)), Some(4));
-    assert_eq!(pair.stats().hits, 101);
+    assert_eq!(pair.stats().hits, 501);
 }
 
 fn clear_gives_memory_back() {
