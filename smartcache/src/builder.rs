@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::AsyncSmartCache;
 use crate::KeyHasher;
+use crate::listener::{Listener, RemovalCause};
 use crate::registry;
 use crate::stats::StatsCore;
 use crate::store::{DEFAULT_MAX_CACHED_ERRORS, Limits, Store};
@@ -37,6 +38,7 @@ pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(5 * 60);
 pub struct AsyncSmartCacheBuilder<K, V, E> {
     limits: Limits,
     name: Option<String>,
+    listener: Option<Listener<K>>,
     /// Formats keys for `tracing` events, once `trace_keys` asked for it.
     #[cfg(feature = "tracing")]
     trace_key: Option<fn(&K) -> String>,
@@ -59,6 +61,7 @@ where
                 hasher: KeyHasher::Foldhash,
             },
             name: None,
+            listener: None,
             #[cfg(feature = "tracing")]
             trace_key: None,
             types: PhantomData,
@@ -113,6 +116,37 @@ where
         self
     }
 
+    /// Calls `listener` with the key of every entry removed by the capacity bound (or the
+    /// bound on cached errors) or by expiry, and why. Not for `invalidate`, `clear`,
+    /// replacements, or entries that a later value or error overwrote.
+    ///
+    /// The calls are made at the start of a later write (a miss or a `prime`), by the
+    /// caller making it, holding no lock of the cache: the listener may use the cache. Keep
+    /// it short, since that caller waits for it; a panic in it is caught and ignored.
+    ///
+    /// ```
+    /// use smartcache::{AsyncSmartCache, RemovalCause};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let evicted = Arc::new(Mutex::new(Vec::new()));
+    /// let heard = Arc::clone(&evicted);
+    /// let cache: AsyncSmartCache<u32, u32> = AsyncSmartCache::builder()
+    ///     .max_capacity(1)
+    ///     .eviction_listener(move |key, cause| heard.lock().unwrap().push((key, cause)))
+    ///     .build();
+    /// cache.prime(1, 10);
+    /// cache.prime(2, 20); // evicts key 1
+    /// cache.prime(3, 30); // tells the listener, evicts key 2
+    /// assert_eq!(*evicted.lock().unwrap(), [(1, RemovalCause::Evicted)]);
+    /// ```
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(K, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
     /// The name under which the cache is listed in the [registry](crate::registry). An
     /// unnamed cache is not registered.
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -143,7 +177,8 @@ where
         let tracer = Tracer::new(name.clone(), self.trace_key);
         #[cfg(not(feature = "tracing"))]
         let tracer = Tracer::new();
-        AsyncSmartCache::from_parts(Store::new(self.limits, stats), name, tracer)
+        let store = Store::new(self.limits, stats).with_listener(self.listener);
+        AsyncSmartCache::from_parts(store, name, tracer)
     }
 }
 
@@ -155,6 +190,7 @@ impl<K, V, E> fmt::Debug for AsyncSmartCacheBuilder<K, V, E> {
             .field("max_capacity", &self.limits.capacity)
             .field("max_cached_errors", &self.limits.max_errors)
             .field("key_hasher", &self.limits.hasher)
+            .field("eviction_listener", &self.listener.is_some())
             .field("name", &self.name)
             .finish_non_exhaustive()
     }

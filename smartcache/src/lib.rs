@@ -66,6 +66,7 @@ mod expiry;
 mod flight;
 mod hasher;
 mod key;
+mod listener;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod policy;
@@ -81,6 +82,7 @@ pub use cache::AsyncSmartCache;
 pub use error::CacheError;
 pub use hasher::KeyHasher;
 pub use key::{BorrowedKey, KeyRef};
+pub use listener::RemovalCause;
 pub use stats::CacheStats;
 pub use store::DEFAULT_MAX_CACHED_ERRORS;
 

@@ -32,6 +32,7 @@ use crate::clock::{Clock, lock, nanos};
 use crate::expiry::{self, ExpiryQueue, Popped};
 use crate::hasher::MapHasher;
 use crate::key::BorrowedKey;
+use crate::listener::{Listener, Notices, RemovalCause};
 use crate::policy::{Evicted, Node, Policy, Residents};
 use crate::stats::StatsCore;
 
@@ -121,6 +122,8 @@ pub(crate) struct Store<K, V, E> {
     /// Retry window of an error, in nanoseconds; 0 means errors are not stored.
     retry: u64,
     max_errors: u64,
+    /// Removals for the eviction listener, told at the start of a later write.
+    notices: Notices<K>,
     pub(crate) clock: Clock,
     pub(crate) stats: Arc<StatsCore>,
 }
@@ -163,9 +166,16 @@ where
             ttl,
             retry,
             max_errors: limits.max_errors,
+            notices: Notices::new(None),
             clock: Clock::new(),
             stats,
         }
+    }
+
+    /// The store, telling removals by the capacity bound and by expiry to `listener`.
+    pub(crate) fn with_listener(mut self, listener: Option<Listener<K>>) -> Self {
+        self.notices = Notices::new(listener);
+        self
     }
 
     /// The hasher of the maps, for the flight map to share.
@@ -247,6 +257,7 @@ where
                 .is_some()
         {
             self.stats.record_expirations(1);
+            self.notices.push(|| key.clone(), RemovalCause::Expired);
         }
         // Errors are counted before they become visible (`count_insertion`), and a failure
         // is stored only under its key's flight shard lock, which the caller holds: with a
@@ -263,9 +274,12 @@ where
                 };
             }
             drop(failure); // release the shard read lock before removing from that shard
-            self.remove_failure_if(key, |failure| {
+            let removed = self.remove_failure_if(key, |failure| {
                 now.saturating_sub(failure.failed_at) >= self.retry
             });
+            if removed {
+                self.notices.push(|| key.clone(), RemovalCause::Expired);
+            }
         }
         Lookup::Absent
     }
@@ -430,6 +444,7 @@ where
         });
         if removed.is_some() {
             self.stats.record_evictions(1);
+            self.notices.push(|| key.clone(), RemovalCause::Evicted);
             Popped::Removed
         } else {
             Popped::Stale
@@ -451,14 +466,16 @@ where
         value.is_some() || error.is_some()
     }
 
-    fn remove_failure_if(&self, key: &K, predicate: impl FnOnce(&Failure<E>) -> bool) {
+    /// Removes the key's cached error if `predicate` holds for it; whether it did.
+    fn remove_failure_if(&self, key: &K, predicate: impl FnOnce(&Failure<E>) -> bool) -> bool {
         // A failure is counted before it becomes visible (`count_insertion`): with none
         // counted, none can be removed, and the map need not be probed.
         if self.stats.error_entries.load(Relaxed) == 0 {
-            return;
+            return false;
         }
         self.failures
-            .remove_if(key, |_, failure| self.forget_if(predicate(failure), true));
+            .remove_if(key, |_, failure| self.forget_if(predicate(failure), true))
+            .is_some()
     }
 
     /// Whether a value and whether a cached error is stored for `key`, fresh or not.
@@ -515,6 +532,8 @@ where
     /// Called on the write path, so a cache that is written to never keeps dead entries
     /// for long, with no background task, and no call does more than a bounded step.
     pub(crate) fn sweep_if_due(&self, now: u64) {
+        // NOTE: the callers hold no lock of the cache here, so the listener may use it.
+        self.notices.deliver();
         if now < self.upkeep_due.load(Relaxed) {
             return;
         }
@@ -532,6 +551,7 @@ where
                 }
                 expired += 1;
                 value_shards.insert(self.values.determine_map(key));
+                self.notices.push(|| key.clone(), RemovalCause::Expired);
                 Popped::Removed
             });
         }
@@ -543,6 +563,7 @@ where
                 return Popped::Stale;
             }
             failure_shards.insert(self.failures.determine_map(key));
+            self.notices.push(|| key.clone(), RemovalCause::Expired);
             Popped::Removed
         });
         upkeep.shrink_cursor = upkeep.shrink_cursor.wrapping_add(1);
@@ -702,6 +723,8 @@ where
         };
         if evicted {
             self.stats.record_evictions(1);
+            self.notices
+                .push(|| node.key.clone(), RemovalCause::Evicted);
         }
         evicted
     }

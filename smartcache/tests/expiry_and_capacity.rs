@@ -259,3 +259,54 @@ async fn replacing_a_stored_key_in_a_full_cache_evicts_nothing() {
     let stats = cache.stats();
     assert_eq!((stats.total_entries, stats.evictions), (2, 0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_eviction_listener_hears_evictions_and_expiries_on_a_later_write() {
+    use smartcache::RemovalCause::{Evicted, Expired};
+    use std::sync::{Mutex, OnceLock, Weak};
+
+    type Heard = Arc<Mutex<Vec<(u64, smartcache::RemovalCause)>>>;
+    let heard: Heard = Arc::default();
+    // The listener reads the cache: it runs outside every lock, so this cannot deadlock.
+    let this: Arc<OnceLock<Weak<Cache>>> = Arc::default();
+    let (listener_heard, listener_this) = (Arc::clone(&heard), Arc::clone(&this));
+    let cache = Arc::new(
+        Cache::builder()
+            .max_capacity(2)
+            .time_to_live(Duration::from_secs(10))
+            .eviction_listener(move |key, cause| {
+                if let Some(cache) = listener_this.get().and_then(Weak::upgrade) {
+                    assert_eq!(cache.get(&key), None, "{key} is gone when told");
+                }
+                listener_heard.lock().unwrap().push((key, cause));
+            })
+            .build(),
+    );
+    this.set(Arc::downgrade(&cache)).unwrap();
+    let heard_now = || heard.lock().unwrap().clone();
+    cache.prime(1, 1);
+    cache.prime(2, 2);
+    cache.prime(3, 3); // evicts one of 1 and 2: told on the next write
+    assert_eq!(heard_now(), []);
+    assert!(cache.invalidate(&3), "an invalidation is not an eviction");
+    cache.prime(4, 4);
+    let evicted = heard_now();
+    assert_eq!(evicted.len(), 1);
+    assert!(matches!(evicted[0], (1 | 2, Evicted)), "{evicted:?}");
+    tokio::time::advance(Duration::from_secs(10)).await;
+    cache.prime(5, 5); // the two left expire (removed by this write's upkeep)
+    cache.prime(6, 6); // told now
+    let mut expired: Vec<u64> = heard_now()[1..]
+        .iter()
+        .map(|&(key, cause)| {
+            assert_eq!(cause, Expired);
+            key
+        })
+        .collect();
+    expired.sort_unstable();
+    let kept = if evicted[0].0 == 1 { 2 } else { 1 };
+    let mut expected = vec![kept, 4];
+    expected.sort_unstable();
+    assert_eq!(expired, expected);
+    assert_eq!(cache.stats().evictions, 1);
+}
