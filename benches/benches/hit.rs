@@ -1,7 +1,8 @@
 //! Hit latency on one task: every contestant answers from a warm cache of 1,024 keys, cycled
-//! through in order, on a current-thread runtime. Keys are `u64`, then `String`. Last, a hit
-//! through a `#[smart_cached]` function, and through `#[smart_cached]` methods (the attribute
-//! on the method alone), against the same hit through `get_or_compute`.
+//! through in order, on a current-thread runtime. Keys are `u64`, then `String`; smartcache
+//! also by a borrowed key (`get_or_compute_ref`, no `String` clone) and with a capacity. Last,
+//! a hit through a `#[smart_cached]` function, and through `#[smart_cached]` methods (the
+//! attribute on the method alone), against the same hit through `get_or_compute`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -68,6 +69,54 @@ fn smartcache_plain_get<K: Key>(scenario: &mut HitLatency<'_, '_, K>) {
     });
 }
 
+/// smartcache's `get_or_compute_ref(&key)`: a get-or-compute hit by a borrowed key, so a
+/// `String` key is not cloned (the entry point the attribute uses for `&str` arguments).
+fn smartcache_borrowed<K: Key>(scenario: &mut HitLatency<'_, '_, K>) {
+    let contestant: SmartCache<K> = build(&scenario.runtime, Work::instant());
+    scenario.runtime.block_on(fill(&contestant, WARM_KEYS));
+    let cache = contestant.inner();
+    let (runtime, keys) = (&scenario.runtime, &scenario.keys);
+    scenario
+        .group
+        .bench_function("smartcache get_or_compute_ref(&key)", |b| {
+            b.iter_custom(|iters| {
+                time_hits(runtime, keys, iters, async |key| {
+                    let answer = cache
+                        .get_or_compute_ref(key, || async { Ok(key.value()) })
+                        .await;
+                    answer.unwrap_or(0)
+                })
+            });
+        });
+}
+
+/// smartcache with a capacity (the eviction policy's hit bookkeeping on every hit).
+fn smartcache_bounded<K: Key>(scenario: &mut HitLatency<'_, '_, K>) {
+    let cache: AsyncSmartCache<K, u64> = AsyncSmartCache::builder()
+        .max_capacity(2 * WARM_KEYS)
+        .build();
+    let (runtime, keys) = (&scenario.runtime, &scenario.keys);
+    runtime.block_on(async {
+        for key in keys {
+            let _ = cache
+                .get_or_compute_ref(key, || async { Ok(key.value()) })
+                .await;
+        }
+    });
+    scenario
+        .group
+        .bench_function("smartcache bounded get_or_compute_ref(&key)", |b| {
+            b.iter_custom(|iters| {
+                time_hits(runtime, keys, iters, async |key| {
+                    let answer = cache
+                        .get_or_compute_ref(key, || async { Ok(key.value()) })
+                        .await;
+                    answer.unwrap_or(0)
+                })
+            });
+        });
+}
+
 fn hit_latency<K: Key>(c: &mut Criterion, name: &str) {
     let mut group = c.benchmark_group(name);
     let mut scenario = HitLatency {
@@ -77,6 +126,8 @@ fn hit_latency<K: Key>(c: &mut Criterion, name: &str) {
     };
     for_each_contestant(&mut scenario);
     smartcache_plain_get(&mut scenario);
+    smartcache_borrowed(&mut scenario);
+    smartcache_bounded(&mut scenario);
     group.finish();
 }
 

@@ -105,5 +105,68 @@ fn main() {
         rows: Vec::new(),
     };
     for_each_contestant(&mut scenario);
+    bounded(&mut scenario);
     publish("memory", &scenario.rows);
+}
+
+/// Bytes per entry of `make()` once `fill` stored `entries` entries in it.
+fn measure<T>(
+    scenario: &mut MemoryPerEntry,
+    name: &str,
+    make: impl FnOnce() -> T,
+    fill: impl FnOnce(&T),
+) {
+    let before = LIVE.load(Relaxed);
+    PEAK.store(before, Relaxed);
+    let cache = make();
+    fill(&cache);
+    let retained = LIVE.load(Relaxed).saturating_sub(before);
+    let peak = PEAK.load(Relaxed).saturating_sub(before);
+    drop(cache);
+    let per_entry = |bytes: usize| bytes as f64 / scenario.entries as f64;
+    scenario.rows.push(Row {
+        contestant: name.to_owned(),
+        figures: vec![
+            ("bytes_per_entry".into(), per_entry(retained)),
+            ("peak_bytes_per_entry".into(), per_entry(peak)),
+            ("entries".into(), scenario.entries as f64),
+        ],
+    });
+}
+
+/// The bounded caches, each with a capacity of exactly the entries stored (every entry in
+/// the eviction policy's bookkeeping, none evicted yet).
+fn bounded(scenario: &mut MemoryPerEntry) {
+    let entries = scenario.entries;
+    let runtime = current_thread_runtime();
+    measure(
+        scenario,
+        "smartcache (bounded)",
+        || {
+            smartcache::AsyncSmartCache::<u64, u64>::builder()
+                .max_capacity(entries)
+                .build()
+        },
+        |cache| {
+            runtime.block_on(async {
+                for key in 0..entries {
+                    let _ = cache.get_or_compute(key, || async move { Ok(key) }).await;
+                }
+            });
+        },
+    );
+    measure(
+        scenario,
+        "quick_cache (bounded)",
+        || {
+            quick_cache::sync::Cache::<u64, u64>::new(
+                usize::try_from(entries).unwrap_or(usize::MAX),
+            )
+        },
+        |cache| {
+            for key in 0..entries {
+                cache.insert(key, key);
+            }
+        },
+    );
 }

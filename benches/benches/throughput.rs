@@ -2,7 +2,8 @@
 //! requests hit one of 100,000 stored keys (exponent 1.0, so a few keys are very hot), 5%
 //! ask for a key never seen (a miss with a trivial computation). 1, 2, 4 and 8 tasks share
 //! the work; every contestant replays the same key streams. A second group replays the same
-//! streams with no misses, to tell the hit path from the miss path.
+//! streams with no misses, to tell the hit path from the miss path. A third runs the bounded
+//! caches (capacity 10,000) on the first group's streams, against the unbounded floor.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +13,9 @@ use criterion::{
     criterion_main, measurement::WallTime,
 };
 use smartcache_benches::{
-    Contestant, Scenario, Work, build, fill, for_each_contestant, multi_thread_runtime, quick_mode,
-    replay, zipf_stream,
+    BoundedMoka, BoundedQuickCache, BoundedSmartCache, Contestant, FastHasher, RawDashMap,
+    Scenario, Work, build, fill, for_each_contestant, multi_thread_runtime, quick_mode, replay,
+    zipf_stream,
 };
 
 const WORKERS: usize = 2;
@@ -80,9 +82,28 @@ impl Scenario<u64> for ZipfThroughput<'_, '_> {
     }
 }
 
-/// One group: every contestant at every task count, with `miss_share` of the requests for
-/// keys never seen.
+/// The contestants of the bounded group: the capacity-bounded caches, and the unbounded floor.
+fn for_each_bounded(scenario: &mut ZipfThroughput<'_, '_>) {
+    scenario.run::<BoundedSmartCache<u64>>();
+    scenario.run::<RawDashMap<u64, FastHasher>>();
+    scenario.run::<BoundedMoka<u64>>();
+    scenario.run::<BoundedQuickCache<u64>>();
+}
+
+/// One group: every contestant (or the bounded ones) at every task count, with
+/// `miss_share` of the requests for keys never seen.
 fn zipf_group(c: &mut Criterion, name: &str, miss_share: f64) {
+    zipf_group_of(c, name, miss_share, |scenario| {
+        for_each_contestant(scenario);
+    });
+}
+
+fn zipf_group_of(
+    c: &mut Criterion,
+    name: &str,
+    miss_share: f64,
+    contestants: impl FnOnce(&mut ZipfThroughput<'_, '_>),
+) {
     let stored_keys = if quick_mode() { 10_000 } else { 100_000 };
     let streams = (0..*TASK_COUNTS.iter().max().unwrap_or(&1))
         .map(|task| {
@@ -99,7 +120,7 @@ fn zipf_group(c: &mut Criterion, name: &str, miss_share: f64) {
     group.throughput(Throughput::Elements(BATCH));
     // Equal samples: each iteration is long, and each sample builds a fresh cache.
     group.sampling_mode(SamplingMode::Flat);
-    for_each_contestant(&mut ZipfThroughput {
+    contestants(&mut ZipfThroughput {
         group: &mut group,
         workload: Workload {
             runtime: multi_thread_runtime(WORKERS),
@@ -114,6 +135,9 @@ fn benches(c: &mut Criterion) {
     zipf_group(c, "zipf_throughput", MISS_SHARE);
     // The same streams without misses: the hit path alone, under contention on hot keys.
     zipf_group(c, "zipf_throughput_all_hits", 0.0);
+    // With a capacity of a tenth of the stored keys: the eviction policy at work on every
+    // miss (the key space's tail misses), and its bookkeeping on every hit.
+    zipf_group_of(c, "zipf_throughput_bounded", MISS_SHARE, for_each_bounded);
 }
 
 criterion_group! {

@@ -37,6 +37,9 @@ use cached::proc_macro::cached;
 use dashmap::DashMap;
 use smartcache::AsyncSmartCache;
 
+pub mod probes;
+pub mod ratio;
+
 /// The hasher smartcache uses for its maps; the floor and moka use it too.
 pub type FastHasher = foldhash::fast::RandomState;
 
@@ -282,6 +285,96 @@ impl<K: Key> Contestant<K> for QuickCache<K> {
     async fn new(work: Arc<Work>) -> Self {
         Self {
             cache: quick_cache::sync::Cache::new(QUICK_CACHE_CAPACITY),
+            work,
+        }
+    }
+
+    async fn get(&self, key: &K) -> u64 {
+        let computed = async { Ok::<_, Infallible>(self.work.compute(key).await) };
+        match self.cache.get_or_insert_async(key, computed).await {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// The capacity of the bounded contestants ([`BoundedSmartCache`], [`BoundedMoka`],
+/// [`BoundedQuickCache`]): a tenth of the throughput benchmark's key space.
+pub const BOUNDED_CAPACITY: u64 = 10_000;
+
+/// smartcache's `get_or_compute` with a capacity of [`BOUNDED_CAPACITY`].
+pub struct BoundedSmartCache<K> {
+    cache: AsyncSmartCache<K, u64, Infallible>,
+    work: Arc<Work>,
+}
+
+impl<K: Key> Contestant<K> for BoundedSmartCache<K> {
+    const NAME: &'static str = "smartcache (bounded)";
+
+    async fn new(work: Arc<Work>) -> Self {
+        Self {
+            cache: AsyncSmartCache::builder()
+                .max_capacity(BOUNDED_CAPACITY)
+                .build(),
+            work,
+        }
+    }
+
+    async fn get(&self, key: &K) -> u64 {
+        let answer = self
+            .cache
+            .get_or_compute_ref(key, || async { Ok(self.work.compute(key).await) })
+            .await;
+        match answer {
+            Ok(value) => value,
+            Err(error) => panic!("an infallible computation failed: {error}"),
+        }
+    }
+}
+
+/// moka's `future::Cache::get_with_by_ref` with a capacity of [`BOUNDED_CAPACITY`].
+pub struct BoundedMoka<K> {
+    cache: moka::future::Cache<K, u64, FastHasher>,
+    work: Arc<Work>,
+}
+
+impl<K: Key> Contestant<K> for BoundedMoka<K> {
+    const NAME: &'static str = "moka (bounded)";
+
+    async fn new(work: Arc<Work>) -> Self {
+        Self {
+            cache: moka::future::Cache::builder()
+                .max_capacity(BOUNDED_CAPACITY)
+                .build_with_hasher(FastHasher::default()),
+            work,
+        }
+    }
+
+    async fn get(&self, key: &K) -> u64 {
+        self.cache
+            .get_with_by_ref(key, self.work.compute(key))
+            .await
+    }
+
+    async fn settle(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+}
+
+/// `quick_cache`'s `sync::Cache::get_or_insert_async` with a capacity of
+/// [`BOUNDED_CAPACITY`].
+pub struct BoundedQuickCache<K> {
+    cache: quick_cache::sync::Cache<K, u64>,
+    work: Arc<Work>,
+}
+
+impl<K: Key> Contestant<K> for BoundedQuickCache<K> {
+    const NAME: &'static str = "quick_cache (bounded)";
+
+    async fn new(work: Arc<Work>) -> Self {
+        let capacity = usize::try_from(BOUNDED_CAPACITY).expect("a small capacity");
+        Self {
+            cache: quick_cache::sync::Cache::new(capacity),
             work,
         }
     }

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::AsyncSmartCache;
+use crate::KeyHasher;
+use crate::listener::{Listener, RemovalCause};
 use crate::registry;
 use crate::stats::StatsCore;
-use crate::store::{Limits, Store};
+use crate::store::{DEFAULT_MAX_CACHED_ERRORS, Limits, Store};
 use crate::trace::Tracer;
 
 /// The cache's types, without owning any value of them (always `Send + Sync`).
@@ -44,6 +46,7 @@ pub struct AsyncSmartCacheBuilder<K, V, E> {
     /// The shared tier to put the cache on (`shared`).
     #[cfg(feature = "redis")]
     shared: Option<crate::redis::shared::HookMaker<K, V, E>>,
+    listener: Option<Listener<K>>,
     /// Formats keys for `tracing` events, once `trace_keys` asked for it.
     #[cfg(feature = "tracing")]
     trace_key: Option<fn(&K) -> String>,
@@ -62,12 +65,15 @@ where
                 retry: DEFAULT_RETRY_INTERVAL,
                 ttl: None,
                 capacity: None,
+                max_errors: DEFAULT_MAX_CACHED_ERRORS,
+                hasher: KeyHasher::Foldhash,
             },
             name: None,
             wait_timeout: None,
             abandon_after: Some(DEFAULT_ABANDON_AFTER),
             #[cfg(feature = "redis")]
             shared: None,
+            listener: None,
             #[cfg(feature = "tracing")]
             trace_key: None,
             types: PhantomData,
@@ -100,8 +106,8 @@ where
     }
 
     /// How long a value stays fresh, counted from the moment it was stored. Default: for
-    /// ever. A stale value is recomputed by the next call (one flight) and removed by a sweep
-    /// on the write path at most one time-to-live later.
+    /// ever. A stale value is recomputed by the next call (one flight) and removed by the
+    /// upkeep of a later write (a bounded step per call, oldest first).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
@@ -124,9 +130,12 @@ where
 
     /// The most entries (values plus cached errors) kept at once. Default: no bound.
     ///
-    /// The bound holds at every moment. To make room, the entry stored longest ago is
-    /// evicted, unless it was read since it last reached the front of the queue, in which
-    /// case it gets a second chance (the CLOCK policy). A capacity of 0 stores nothing:
+    /// The bound holds at every moment. Which entry goes to make room is decided by an
+    /// adaptive W-TinyLFU policy: new entries go through a small window of recent arrivals,
+    /// and one leaving it is admitted to the main space only if it has been asked for more
+    /// often than the entry it would evict; the window's size follows the observed hit rate
+    /// (small for frequency-heavy workloads, large for recency-heavy ones). Making room costs
+    /// a bounded number of steps whatever the cache holds. A capacity of 0 stores nothing:
     /// concurrent calls still share one computation.
     ///
     /// ```
@@ -200,6 +209,55 @@ where
         self
     }
 
+    /// The most cached errors kept at once (they count towards
+    /// [`max_capacity`](Self::max_capacity) too). Default: [`DEFAULT_MAX_CACHED_ERRORS`]
+    /// (100,000), so that a flood of distinct failing keys cannot grow even an unbounded
+    /// cache without limit. Past it, the error stored longest ago is evicted (counted in
+    /// [`CacheStats::evictions`](crate::CacheStats::evictions)); 0 caches no error at all.
+    pub fn max_cached_errors(mut self, max: u64) -> Self {
+        self.limits.max_errors = max;
+        self
+    }
+
+    /// The hash function of the cache's maps. Default: [`KeyHasher::Foldhash`], fast but
+    /// not resistant to hash flooding; choose [`KeyHasher::SipHash`] when untrusted input
+    /// picks the keys.
+    pub fn key_hasher(mut self, hasher: KeyHasher) -> Self {
+        self.limits.hasher = hasher;
+        self
+    }
+
+    /// Calls `listener` with the key of every entry removed by the capacity bound (or the
+    /// bound on cached errors) or by expiry, and why. Not for `invalidate`, `clear`,
+    /// replacements, or entries that a later value or error overwrote.
+    ///
+    /// The calls are made at the start of a later write (a miss or a `prime`), by the
+    /// caller making it, holding no lock of the cache: the listener may use the cache. Keep
+    /// it short, since that caller waits for it; a panic in it is caught and ignored.
+    ///
+    /// ```
+    /// use smartcache::{AsyncSmartCache, RemovalCause};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let evicted = Arc::new(Mutex::new(Vec::new()));
+    /// let heard = Arc::clone(&evicted);
+    /// let cache: AsyncSmartCache<u32, u32> = AsyncSmartCache::builder()
+    ///     .max_capacity(1)
+    ///     .eviction_listener(move |key, cause| heard.lock().unwrap().push((key, cause)))
+    ///     .build();
+    /// cache.prime(1, 10);
+    /// cache.prime(2, 20); // evicts key 1
+    /// cache.prime(3, 30); // tells the listener, evicts key 2
+    /// assert_eq!(*evicted.lock().unwrap(), [(1, RemovalCause::Evicted)]);
+    /// ```
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(K, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
     /// The name under which the cache is listed in the [registry](crate::registry). An
     /// unnamed cache is not registered.
     ///
@@ -257,8 +315,9 @@ where
         let tracer = Tracer::new(name.clone(), self.trace_key);
         #[cfg(not(feature = "tracing"))]
         let tracer = Tracer::new();
+        let store = Store::new(self.limits, stats).with_listener(self.listener);
         let cache = AsyncSmartCache::from_parts(
-            Store::new(self.limits, stats),
+            store,
             name.clone(),
             tracer,
             self.wait_timeout,
@@ -338,6 +397,9 @@ impl<K, V, E> fmt::Debug for AsyncSmartCacheBuilder<K, V, E> {
             .field("max_capacity", &self.limits.capacity)
             .field("wait_timeout", &self.wait_timeout)
             .field("abandon_after", &self.abandon_after)
+            .field("max_cached_errors", &self.limits.max_errors)
+            .field("key_hasher", &self.limits.hasher)
+            .field("eviction_listener", &self.listener.is_some())
             .field("name", &self.name)
             .finish_non_exhaustive()
     }

@@ -14,8 +14,9 @@ use dashmap::mapref::entry::Entry as MapEntry;
 use crate::builder::AsyncSmartCacheBuilder;
 use crate::engine::{Computation, Inner};
 use crate::flight::{FleetNote, SharedComputation};
+use crate::key::BorrowedKey;
 use crate::stats::Request;
-use crate::store::{Hasher, Store};
+use crate::store::Store;
 use crate::trace::Tracer;
 use crate::{CacheError, CacheStats};
 
@@ -171,8 +172,8 @@ where
         abandon_after: Option<Duration>,
     ) -> Self {
         let inner = Inner {
+            flights: DashMap::with_hasher(store.hasher()),
             store,
-            flights: DashMap::with_hasher(Hasher::default()),
             name,
             tracer,
             wait_timeout,
@@ -232,24 +233,8 @@ where
             self.inner.store.stats.record(Request::Hit);
             return Ok(value);
         }
-        #[cfg(feature = "redis")]
-        if let Some(shared) = self.inner.shared.get() {
-            // On the shared tier: the fleet's entry, or the computation under the key's lease.
-            let (hook, fleet_key) = (&**shared, key.clone());
-            let wrapped = move |note: &FleetNote| {
-                let note = Arc::clone(note);
-                async move {
-                    crate::redis::shared::through_fleet(hook, fleet_key, compute(), &note).await
-                }
-            };
-            let computation =
-                Computation::<_, fn(&FleetNote) -> SharedComputation<V, E>>::Local(wrapped);
-            return Box::pin(self.inner.get_or_compute_slow(key, computation)).await;
-        }
-        let local = |_: &FleetNote| compute();
-        let computation = Computation::<_, fn(&FleetNote) -> SharedComputation<V, E>>::Local(local);
         // Boxed: the hit path's future stays small, and the slow path's code stays out of it.
-        Box::pin(self.inner.get_or_compute_slow(key, computation)).await
+        Box::pin(self.local_miss(key, compute)).await
     }
 
     /// Like [`get_or_compute`](Self::get_or_compute), but the computation belongs to the
@@ -293,23 +278,67 @@ where
             self.inner.store.stats.record(Request::Hit);
             return Ok(value);
         }
-        #[cfg(feature = "redis")]
-        if let Some(shared) = self.inner.shared.get() {
-            // On the shared tier: the fleet's entry, or the computation under the key's lease.
-            let (hook, fleet_key) = (Arc::clone(shared), key.clone());
-            let boxed = move |note: &FleetNote| -> SharedComputation<V, E> {
-                let (note, computation) = (Arc::clone(note), compute());
-                Box::pin(async move {
-                    crate::redis::shared::through_fleet(&*hook, fleet_key, computation, &note).await
-                })
-            };
-            let computation = Computation::<fn(&FleetNote) -> Fut, _>::Shared(boxed);
-            return Box::pin(self.inner.get_or_compute_slow(key, computation)).await;
-        }
-        let boxed = |_: &FleetNote| -> SharedComputation<V, E> { Box::pin(compute()) };
-        let computation = Computation::<fn(&FleetNote) -> Fut, _>::Shared(boxed);
         // Boxed, as in `get_or_compute`.
-        Box::pin(self.inner.get_or_compute_slow(key, computation)).await
+        Box::pin(self.shared_miss(key, compute)).await
+    }
+
+    /// Like [`get_or_compute`](Self::get_or_compute), looking the key up by a borrowed form
+    /// of it (`&str` for a `String` key, or any [`BorrowedKey`]): a hit allocates nothing,
+    /// and the owned key is built (with [`BorrowedKey::to_key`]) only on a miss.
+    ///
+    /// # Errors
+    ///
+    /// As for [`get_or_compute`](Self::get_or_compute).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    ///
+    /// let cache: AsyncSmartCache<String, usize> = AsyncSmartCache::new();
+    /// let name: &str = "ada";
+    /// let len = cache.get_or_compute_ref(name, || async { Ok(name.len()) }).await.unwrap();
+    /// assert_eq!(len, 3);
+    /// assert!(cache.get_or_compute_ref(name, || async { unreachable!() }).await.is_ok());
+    /// # }
+    /// ```
+    pub async fn get_or_compute_ref<Q, F, Fut>(
+        &self,
+        key: &Q,
+        compute: F,
+    ) -> Result<V, CacheError<E>>
+    where
+        Q: BorrowedKey<K> + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        if let Some(value) = self.inner.store.fresh_value_equivalent(key) {
+            self.inner.store.stats.record(Request::Hit);
+            return Ok(value);
+        }
+        Box::pin(self.local_miss(key.to_key(), compute)).await
+    }
+
+    /// Like [`get_or_compute_shared`](Self::get_or_compute_shared), looking the key up by a
+    /// borrowed form of it, as [`get_or_compute_ref`](Self::get_or_compute_ref) does.
+    ///
+    /// # Errors
+    ///
+    /// As for [`get_or_compute`](Self::get_or_compute).
+    pub async fn get_or_compute_shared_ref<Q, F, Fut>(
+        &self,
+        key: &Q,
+        compute: F,
+    ) -> Result<V, CacheError<E>>
+    where
+        Q: BorrowedKey<K> + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
+        if let Some(value) = self.inner.store.fresh_value_equivalent(key) {
+            self.inner.store.stats.record(Request::Hit);
+            return Ok(value);
+        }
+        Box::pin(self.shared_miss(key.to_key(), compute)).await
     }
 
     /// Like [`get_or_compute`](Self::get_or_compute) for a synchronous computation (a
@@ -523,6 +552,63 @@ where
     #[must_use]
     pub fn entry_count(&self) -> u64 {
         self.stats().total_entries
+    }
+
+    /// The miss of the local form: through the fleet for a shared cache, then the flight.
+    async fn local_miss<F, Fut>(&self, key: K, compute: F) -> Result<V, CacheError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.inner.shared.get() {
+            // On the shared tier: the fleet's entry, or the computation under the key's lease.
+            let (hook, fleet_key) = (&**shared, key.clone());
+            let wrapped = move |note: &FleetNote| {
+                let note = Arc::clone(note);
+                async move {
+                    crate::redis::shared::through_fleet(hook, fleet_key, compute(), &note).await
+                }
+            };
+            let computation =
+                Computation::<_, fn(&FleetNote) -> SharedComputation<V, E>>::Local(wrapped);
+            return self.inner.get_or_compute_slow(key, computation).await;
+        }
+        let local = |_: &FleetNote| compute();
+        let computation = Computation::<_, fn(&FleetNote) -> SharedComputation<V, E>>::Local(local);
+        self.inner.get_or_compute_slow(key, computation).await
+    }
+
+    /// The miss of the shared form: through the fleet for a shared cache, then the flight.
+    async fn shared_miss<F, Fut>(&self, key: K, compute: F) -> Result<V, CacheError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.inner.shared.get() {
+            // On the shared tier: the fleet's entry, or the computation under the key's lease.
+            let (hook, fleet_key) = (Arc::clone(shared), key.clone());
+            let boxed = move |note: &FleetNote| -> SharedComputation<V, E> {
+                let (note, computation) = (Arc::clone(note), compute());
+                Box::pin(async move {
+                    crate::redis::shared::through_fleet(&*hook, fleet_key, computation, &note).await
+                })
+            };
+            let computation = Computation::<fn(&FleetNote) -> Fut, _>::Shared(boxed);
+            return self.inner.get_or_compute_slow(key, computation).await;
+        }
+        let boxed = |_: &FleetNote| -> SharedComputation<V, E> { Box::pin(compute()) };
+        let computation = Computation::<fn(&FleetNote) -> Fut, _>::Shared(boxed);
+        self.inner.get_or_compute_slow(key, computation).await
+    }
+
+    /// Whether a value, and whether a cached error, is stored for `key` now, fresh or not;
+    /// counts nothing and marks nothing. For tests that check the store against a model.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn __stored(&self, key: &K) -> (bool, bool) {
+        self.inner.store.holds(key)
     }
 }
 

@@ -16,13 +16,14 @@ impl Clock {
         }
     }
 
-    /// Nanoseconds since the cache was built, on tokio's clock, rounded down to even: the
-    /// low bit of an entry's time word is its "referenced" bit (see `store::Entry`).
+    /// Nanoseconds since the cache was built, on tokio's clock, rounded down to a multiple of
+    /// 16: the four low bits of an entry's time word count its hits (see `store::Entry`), and
+    /// the low bit of a policy stamp tells a cached error (see `store::ERROR_STAMP`).
     #[inline]
     pub(crate) fn now(&self) -> u64 {
         // `saturating_`: a cache shared between runtimes with paused clocks may see an
         // instant before its epoch; treat it as the epoch rather than panic.
-        nanos(Instant::now().saturating_duration_since(self.epoch)) & !1
+        nanos(Instant::now().saturating_duration_since(self.epoch)) & !15
     }
 }
 

@@ -72,15 +72,21 @@ mod cache;
 #[cfg(feature = "anyhow")]
 mod anyhow_impl;
 mod blocking;
+mod blocks;
 mod builder;
 mod clock;
 mod engine;
 mod error;
 mod error_glue;
+mod expiry;
 mod fitness;
 mod flight;
+mod hasher;
+mod key;
+mod listener;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+mod policy;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod reentry;
@@ -97,7 +103,11 @@ mod trace;
 pub use builder::{AsyncSmartCacheBuilder, DEFAULT_ABANDON_AFTER, DEFAULT_RETRY_INTERVAL};
 pub use cache::AsyncSmartCache;
 pub use error::CacheError;
+pub use hasher::KeyHasher;
+pub use key::{BorrowedKey, KeyRef};
+pub use listener::RemovalCause;
 pub use stats::{CacheStats, SharedStats};
+pub use store::DEFAULT_MAX_CACHED_ERRORS;
 
 #[cfg(feature = "macros")]
 pub use smartcache_macros::smart_cached;

@@ -1,47 +1,65 @@
-//! What a cache holds at rest: values, cached errors, and the bookkeeping that keeps them
-//! within their time to live, retry window and capacity.
+//! What a cache holds at rest: values, cached errors, and the upkeep that keeps them within
+//! their time to live, retry window and capacity.
 //!
 //! Values and errors live in two maps. Errors are rare, so keeping them out of the value map
 //! keeps a stored value as small as a value plus one word (see [`Entry`]). Flights (running
 //! computations) are not stored here at all: see `cache.rs`.
 //!
-//! # Eviction policy (with a capacity)
+//! The state machines behind the upkeep each have their own module: the eviction policy of a
+//! cache with a capacity (`policy.rs`, an adaptive W-TinyLFU) and the expiry order of values
+//! and cached errors (`expiry.rs`). Both live behind one lock, the *upkeep lock*, taken by
+//! every insertion that has to queue its entry (a capacity, a time to live, or a cached
+//! error) and by the expiry step; each holder does a bounded amount of work, so no call pays
+//! for the whole cache. An unbounded cache without a time to live stores values with no lock
+//! but the map's.
 //!
-//! Second-chance FIFO ("CLOCK"): entries queue up in the order they were stored; a hit marks
-//! its entry referenced. To make room, the oldest entry is evicted unless it is referenced,
-//! in which case its mark is cleared and it goes to the back of the queue. Cached errors take
-//! part like values. Every insertion that may grow the cache holds the queue lock and makes
-//! room first, so the number of entries never exceeds the capacity, not even for a moment.
+//! # Memory
+//!
+//! Cached errors are bounded even without a capacity ([`DEFAULT_MAX_CACHED_ERRORS`]), oldest
+//! first. `clear` swaps every map shard for an empty one, so the memory comes back at once;
+//! a shard emptied by expiry is shrunk by a later upkeep step once it holds few entries.
 
 use std::borrow::Borrow;
-use std::collections::{HashSet, VecDeque};
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use dashmap::DashMap;
 
+use crate::KeyHasher;
 use crate::clock::{Clock, lock, nanos};
+use crate::expiry::{self, ExpiryQueue, Popped};
+use crate::hasher::MapHasher;
+use crate::key::BorrowedKey;
+use crate::listener::{Listener, Notices, RemovalCause};
+use crate::policy::{Evicted, Node, Policy, Residents};
 use crate::stats::StatsCore;
 
-/// The hasher of every map: fast for small keys, seeded per process.
-pub(crate) type Hasher = foldhash::fast::RandomState;
+/// The hasher of every map (the builder's [`KeyHasher`]).
+pub(crate) type Hasher = MapHasher;
+
+/// The default bound on cached errors ([`AsyncSmartCacheBuilder::max_cached_errors`]).
+///
+/// [`AsyncSmartCacheBuilder::max_cached_errors`]: crate::AsyncSmartCacheBuilder::max_cached_errors
+pub const DEFAULT_MAX_CACHED_ERRORS: u64 = 100_000;
 
 /// A stored value and one word of metadata.
 #[derive(Debug)]
 pub(crate) struct Entry<V> {
     value: V,
-    /// When the value was stored (nanoseconds on the cache clock, always even), with the
-    /// low bit set when the entry was read since the eviction queue last looked at it.
+    /// When the value was stored (nanoseconds on the cache clock, a multiple of 16), with the
+    /// four low bits counting hits (saturating at 15) since the eviction policy last looked
+    /// at the entry.
     meta: AtomicU64,
 }
 
-const REFERENCED: u64 = 1;
+/// The hit count bits of [`Entry::meta`].
+const HITS: u64 = 15;
 
 impl<V> Entry<V> {
     fn stored_at(&self) -> u64 {
-        self.meta.load(Relaxed) & !REFERENCED
+        self.meta.load(Relaxed) & !HITS
     }
 }
 
@@ -49,9 +67,12 @@ impl<V> Entry<V> {
 #[derive(Debug)]
 struct Failure<E> {
     error: Arc<E>,
-    /// When the computation failed (nanoseconds on the cache clock, even).
+    /// When the computation failed (nanoseconds on the cache clock, a multiple of 16).
     failed_at: u64,
 }
+
+/// The policy stamp of a cached error: its time, plus 1 (a value's stamp is its time).
+const ERROR_STAMP: u64 = 1;
 
 /// The limits a store keeps to, from the builder.
 #[derive(Debug, Clone, Copy)]
@@ -59,25 +80,50 @@ pub(crate) struct Limits {
     pub(crate) retry: Duration,
     pub(crate) ttl: Option<Duration>,
     pub(crate) capacity: Option<u64>,
+    pub(crate) max_errors: u64,
+    pub(crate) hasher: KeyHasher,
+}
+
+/// The state behind the upkeep lock.
+#[derive(Debug)]
+struct Upkeep<K> {
+    /// Present iff there is a capacity.
+    policy: Option<Policy<K>>,
+    /// Present iff there is a time to live.
+    values: Option<ExpiryQueue<K>>,
+    errors: ExpiryQueue<K>,
+    /// The next map shard an upkeep step looks at for shrinking.
+    shrink_cursor: usize,
+    /// Upkeep steps in a row that found no shard to shrink; below the shard count, a step
+    /// runs on every write even with nothing due, until the cursor has made a lap.
+    idle_shrinks: usize,
+}
+
+impl<K> Upkeep<K> {
+    fn due(&self) -> u64 {
+        let values = self.values.as_ref().map_or(u64::MAX, ExpiryQueue::due);
+        values.min(self.errors.due())
+    }
 }
 
 pub(crate) struct Store<K, V, E> {
     values: DashMap<K, Entry<V>, Hasher>,
     failures: DashMap<K, Failure<E>, Hasher>,
-    /// Present iff there is a capacity. Holds `(key, stored_at)` of every stored entry, oldest
-    /// first, plus stale items for entries since removed or replaced.
-    // INVARIANT: every entry stored while the capacity holds has an item with its key and
-    // `stored_at` in the queue; insertions push under the queue lock, removals may leave
-    // stale items behind (they are skipped when popped).
-    queue: Option<Mutex<VecDeque<(K, u64)>>>,
-    capacity: u64,
+    // INVARIANT (lock order): (flight shard) -> upkeep -> value/failure shards. Every
+    // insertion that queues its entry holds the upkeep lock from making room to queueing, so
+    // `entries` never exceeds the capacity and every such entry has its items queued.
+    upkeep: Mutex<Upkeep<K>>,
+    /// When the next expiry step may find an item due; `u64::MAX` when none is queued.
+    /// Written under the upkeep lock.
+    upkeep_due: AtomicU64,
+    capacity: Option<u64>,
     /// Time to live of a value, in nanoseconds; `u64::MAX` for none.
     ttl: u64,
     /// Retry window of an error, in nanoseconds; 0 means errors are not stored.
     retry: u64,
-    /// How often the write path sweeps out expired entries; `u64::MAX` for never.
-    sweep_every: u64,
-    next_sweep: AtomicU64,
+    max_errors: u64,
+    /// Removals for the eviction listener, told at the start of a later write.
+    notices: Notices<K>,
     pub(crate) clock: Clock,
     pub(crate) stats: Arc<StatsCore>,
 }
@@ -103,16 +149,24 @@ where
     pub(crate) fn new(limits: Limits, stats: Arc<StatsCore>) -> Self {
         let ttl = limits.ttl.map_or(u64::MAX, nanos);
         let retry = nanos(limits.retry);
-        let sweep_every = ttl.min(if retry == 0 { u64::MAX } else { retry });
+        let hasher = MapHasher::new(limits.hasher);
+        let shards = shard_amount(limits.capacity);
         Self {
-            values: DashMap::with_hasher(Hasher::default()),
-            failures: DashMap::with_hasher(Hasher::default()),
-            queue: limits.capacity.map(|_| Mutex::new(VecDeque::new())),
-            capacity: limits.capacity.unwrap_or(u64::MAX),
+            values: DashMap::with_hasher_and_shard_amount(hasher.clone(), shards),
+            failures: DashMap::with_hasher_and_shard_amount(hasher, shards),
+            upkeep: Mutex::new(Upkeep {
+                policy: limits.capacity.map(Policy::new),
+                values: (ttl != u64::MAX).then(|| ExpiryQueue::new(ttl)),
+                errors: ExpiryQueue::new(retry),
+                shrink_cursor: 0,
+                idle_shrinks: usize::MAX,
+            }),
+            upkeep_due: AtomicU64::new(u64::MAX),
+            capacity: limits.capacity,
             ttl,
             retry,
-            sweep_every,
-            next_sweep: AtomicU64::new(sweep_every),
+            max_errors: limits.max_errors,
+            notices: Notices::new(None),
             clock: Clock::new(),
             stats,
         }
@@ -121,6 +175,17 @@ where
     /// The retry interval, in nanoseconds (0: errors are not stored).
     pub(crate) fn retry_nanos(&self) -> u64 {
         self.retry
+    }
+
+    /// The store, telling removals by the capacity bound and by expiry to `listener`.
+    pub(crate) fn with_listener(mut self, listener: Option<Listener<K>>) -> Self {
+        self.notices = Notices::new(listener);
+        self
+    }
+
+    /// The hasher of the maps, for the flight map to share.
+    pub(crate) fn hasher(&self) -> Hasher {
+        self.values.hasher().clone()
     }
 
     /// The hit path: a clone of the stored value if it is fresh.
@@ -133,24 +198,45 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.fresh_value_at(key, || self.clock.now())
+        self.fresh_value_by(key, |stored| stored.borrow() == key, || self.clock.now())
     }
 
-    /// [`fresh_value`](Self::fresh_value), reading the clock with `now` only if there is a
-    /// time to live.
+    /// [`fresh_value`](Self::fresh_value) by a borrowed form of the key, which need not be a
+    /// `Borrow` of it (a tuple of references, say).
     #[inline]
-    fn fresh_value_at<Q>(&self, key: &Q, now: impl FnOnce() -> u64) -> Option<V>
+    pub(crate) fn fresh_value_equivalent<Q>(&self, key: &Q) -> Option<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: BorrowedKey<K> + ?Sized,
     {
-        let entry = self.values.get(key)?;
-        if self.ttl != u64::MAX && self.is_expired(&entry, now()) {
+        self.fresh_value_by(key, |stored| key.equivalent(stored), || self.clock.now())
+    }
+
+    /// The fresh value of the key hashed from `key` and matched by `matches`, reading the
+    /// clock with `now` only if there is a time to live.
+    #[inline]
+    fn fresh_value_by<Q: Hash + ?Sized>(
+        &self,
+        key: &Q,
+        matches: impl Fn(&K) -> bool,
+        now: impl FnOnce() -> u64,
+    ) -> Option<V> {
+        // The same steps as `DashMap::get` (hash, shard, probe), but with `matches` as the
+        // equality, so that a borrowed key that is no `Borrow` of `K` can look up too.
+        let hash = self.values.hasher().hash_one(key);
+        #[allow(clippy::cast_possible_truncation)] // DashMap picks the shard from a usize too
+        let shard = &self.values.shards()[self.values.determine_shard(hash as usize)];
+        let guard = shard.read();
+        let (_, slot) = guard.get(hash, |(stored, _)| matches(stored))?;
+        let entry = slot.get();
+        let meta = entry.meta.load(Relaxed);
+        if self.ttl != u64::MAX && now().saturating_sub(meta & !HITS) >= self.ttl {
             return None;
         }
-        if self.queue.is_some() && entry.meta.load(Relaxed) & REFERENCED == 0 {
-            // Only write when the bit is clear, so hot entries keep their cache line shared.
-            entry.meta.fetch_or(REFERENCED, Relaxed);
+        if self.capacity.is_some() && meta & HITS != HITS {
+            // NOTE: only written while the count is below 15 (fifteen hits per policy visit),
+            // so a hot entry's cache line stays shared between cores. A lost race loses one
+            // count, never carries into the time bits: the exchange is from the value read.
+            _ = (entry.meta).compare_exchange_weak(meta, meta + 1, Relaxed, Relaxed);
         }
         Some(entry.value.clone())
     }
@@ -164,7 +250,7 @@ where
     ///
     /// The caller holds the key's flight shard lock.
     pub(crate) fn lookup(&self, key: &K, now: u64) -> Lookup<V, E> {
-        if let Some(value) = self.fresh_value_at(key, || now) {
+        if let Some(value) = self.fresh_value_by(key, |stored| stored == key, || now) {
             return Lookup::Value(value);
         }
         if self.ttl != u64::MAX
@@ -176,6 +262,7 @@ where
                 .is_some()
         {
             self.stats.record_expirations(1);
+            self.notices.push(|| key.clone(), RemovalCause::Expired);
         }
         // Errors are counted before they become visible (`count_insertion`), and a failure
         // is stored only under its key's flight shard lock, which the caller holds: with a
@@ -192,9 +279,12 @@ where
                 };
             }
             drop(failure); // release the shard read lock before removing from that shard
-            self.remove_failure_if(key, |failure| {
+            let removed = self.remove_failure_if(key, |failure| {
                 now.saturating_sub(failure.failed_at) >= self.retry
             });
+            if removed {
+                self.notices.push(|| key.clone(), RemovalCause::Expired);
+            }
         }
         Lookup::Absent
     }
@@ -202,59 +292,126 @@ where
     /// Stores a value at time `now`, replacing whatever the key held (value or cached error).
     pub(crate) fn insert_value(&self, key: K, value: V, now: u64) {
         self.remove_failure_if(&key, |_| true);
-        let entry = |now| Entry {
+        let entry = Entry {
             value,
             meta: AtomicU64::new(now),
         };
-        self.insert_with(&self.values, key, entry, None, now);
+        if self.capacity.is_none() && self.ttl == u64::MAX {
+            // Nothing to queue: no lock but the map's.
+            self.count_insertion(&self.values, key, entry, None);
+            return;
+        }
+        let mut upkeep = lock(&self.upkeep);
+        let Some(key) = self.insert_locked(&mut upkeep, &self.values, key, entry, now, None) else {
+            return;
+        };
+        if let Some(queue) = &mut upkeep.values {
+            let live = self.stats.entries.load(Relaxed) - self.stats.error_entries.load(Relaxed);
+            queue.push(key, now, live, |key, stamp| self.value_is(key, stamp));
+        }
+        self.publish_due(&upkeep);
     }
 
-    /// Stores a failure at time `now`, unless errors are not cached (zero retry interval).
+    /// Stores a failure at time `now`, unless errors are not cached (zero retry interval) or
+    /// no room can be made for it.
     pub(crate) fn insert_failure(&self, key: K, error: Arc<E>, now: u64) {
-        if self.retry == 0 {
+        if self.retry == 0 || self.max_errors == 0 {
             return;
         }
         self.values
             .remove_if(&key, |_, _| self.forget_if(true, false));
-        let failure = |failed_at| Failure { error, failed_at };
+        let mut upkeep = lock(&self.upkeep);
+        // The bound on cached errors, oldest first (a replacement needs no room).
+        while self.stats.error_entries.load(Relaxed) >= self.max_errors
+            && !self.failures.contains_key(&key)
+        {
+            let evict = |key: &K, stamp| self.evict_failure(key, stamp);
+            if !upkeep.errors.remove_oldest(expiry::STEP, evict) {
+                return; // only stale items within reach: this failure is not cached
+            }
+        }
+        let failure = Failure {
+            error,
+            failed_at: now,
+        };
         let errors = &self.stats.error_entries;
-        self.insert_with(&self.failures, key, failure, Some(errors), now);
-    }
-
-    /// Stores `make(now)` in `map` (the value map or the failure map) under `key`, making
-    /// room for it first if it adds an entry, and queues it for eviction. `gauge` is a second
-    /// counter the entry counts in (`error_entries` for failures).
-    fn insert_with<T>(
-        &self,
-        map: &DashMap<K, T, Hasher>,
-        key: K,
-        make: impl FnOnce(u64) -> T,
-        gauge: Option<&AtomicU64>,
-        now: u64,
-    ) {
-        let Some(queue) = &self.queue else {
-            self.count_insertion(map, key, make(now), gauge);
+        let stamp = now | ERROR_STAMP;
+        let Some(key) = self.insert_locked(
+            &mut upkeep,
+            &self.failures,
+            key,
+            failure,
+            stamp,
+            Some(errors),
+        ) else {
             return;
         };
-        if self.capacity == 0 {
-            return; // a zero capacity stores nothing: calls still share flights
+        let live = self.stats.error_entries.load(Relaxed);
+        upkeep
+            .errors
+            .push(key, now, live, |key, stamp| self.failure_is(key, stamp));
+        self.publish_due(&upkeep);
+    }
+
+    /// Under the upkeep lock: stores `item` in `map` (the value map or the failure map) under
+    /// `key`, making room for it first if it adds an entry to a bounded cache, and queues it
+    /// in the policy with `stamp`. `gauge` is a second counter the entry counts in
+    /// (`error_entries` for failures). The key back if it was stored.
+    fn insert_locked<T>(
+        &self,
+        upkeep: &mut MutexGuard<'_, Upkeep<K>>,
+        map: &DashMap<K, T, Hasher>,
+        key: K,
+        item: T,
+        stamp: u64,
+        gauge: Option<&AtomicU64>,
+    ) -> Option<K> {
+        let Some(policy) = &mut upkeep.policy else {
+            self.count_insertion(map, key.clone(), item, gauge);
+            return Some(key);
+        };
+        let capacity = self.capacity.unwrap_or(u64::MAX);
+        if capacity == 0 {
+            return None; // a zero capacity stores nothing: calls still share flights
         }
-        // INVARIANT: every insertion that can add an entry holds this lock from making room
-        // to counting the new entry, so `entries` never exceeds `capacity`. Lock order:
-        // (flight shard) -> queue -> value/failure shards; nothing here takes a flight shard.
-        let mut queue = lock(queue);
-        if let Some(mut existing) = map.get_mut(&key) {
+        let replaced = match map.get_mut(&key) {
             // A replacement, done in place: it needs no room, so a full cache evicts nothing
-            // for it. The old queue item goes stale.
-            *existing = make(now);
-        } else {
-            self.make_room(&mut queue);
-            self.count_insertion(map, key.clone(), make(now), gauge);
+            // for it. Its old node goes stale.
+            Some(mut existing) => {
+                *existing = item;
+                None
+            }
+            None => Some(item),
+        };
+        if let Some(item) = replaced {
+            // INVARIANT: `entries` only rises under this lock (bounded caches insert nowhere
+            // else), so once below the capacity here it stays below until the insertion.
+            while self.stats.entries.load(Relaxed) >= capacity {
+                if policy.evict_one(self) == Evicted::Nothing {
+                    // No live node within the look budget (stale ones piled up at the
+                    // heads): storing nothing keeps the bound and the call bounded.
+                    policy.tidy(0, self);
+                    return None;
+                }
+            }
+            self.count_insertion(map, key.clone(), item, gauge);
         }
-        queue.push_back((key, now));
-        if queue.len() as u64 > self.capacity.saturating_mul(2).saturating_add(32) {
-            self.compact(&mut queue);
+        let live = self.stats.entries.load(Relaxed);
+        let hash = self.values.hasher().hash_one(&key);
+        policy.admit(
+            Node {
+                key: key.clone(),
+                stamp,
+            },
+            hash,
+            live,
+        );
+        policy.tidy(live, self);
+        if policy.sample_due() {
+            let stats = self.stats.snapshot();
+            policy.climb(stats.hits, stats.hits + stats.misses);
         }
+        Some(key)
     }
 
     /// Inserts an item, keeping `entries` (and `gauge`) right.
@@ -275,68 +432,28 @@ where
         }
     }
 
-    /// Evicts until one more entry fits.
-    fn make_room(&self, queue: &mut VecDeque<(K, u64)>) {
-        let mut spared = 0;
-        while self.stats.entries.load(Relaxed) >= self.capacity {
-            // INVARIANT (queue): entries >= capacity > 0 means a live item is queued, since
-            // removals uncount an entry before it goes (see `forget_if`). Should that ever
-            // fail, stopping here is safe: with no live item there is nothing to evict.
-            let Some((key, stored_at)) = queue.pop_front() else {
-                return;
-            };
-            if let Some(entry) = self.values.get(&key) {
-                let meta = entry.meta.load(Relaxed);
-                if meta & !REFERENCED == stored_at
-                    && meta & REFERENCED != 0
-                    && spared <= queue.len()
-                {
-                    // Second chance: clear the mark and requeue. `spared` bounds the loop:
-                    // after one full lap every mark is clear (`<=`, not `<`: the last item of
-                    // the lap is spared too, so the oldest entry goes, not the newest).
-                    entry.meta.fetch_and(!REFERENCED, Relaxed);
-                    drop(entry); // release the shard lock before touching the queue again
-                    queue.push_back((key, stored_at));
-                    spared += 1;
-                    continue;
-                }
-            }
-            let evicted = self
-                .values
-                .remove_if(&key, |_, entry| {
-                    self.forget_if(entry.stored_at() == stored_at, false)
-                })
-                .is_some()
-                || self
-                    .failures
-                    .remove_if(&key, |_, failure| {
-                        self.forget_if(failure.failed_at == stored_at, true)
-                    })
-                    .is_some();
-            if evicted {
-                self.stats.record_evictions(1);
-            }
-        }
+    /// Whether the value stored for `key` is the one stored at `stamp`.
+    fn value_is(&self, key: &K, stamp: u64) -> bool {
+        self.values.get(key).is_some_and(|e| e.stored_at() == stamp)
     }
 
-    /// Drops stale queue items (and duplicates: two insertions of one key within the same
-    /// paused-clock instant), leaving one item per stored entry.
-    fn compact(&self, queue: &mut VecDeque<(K, u64)>) {
-        let mut seen = HashSet::with_hasher(Hasher::default());
-        let mut live: VecDeque<(K, u64)> = queue
-            .drain(..)
-            .rev()
-            .filter(|(key, stored_at)| {
-                let current = self
-                    .values
-                    .get(key)
-                    .map(|e| e.stored_at())
-                    .or_else(|| self.failures.get(key).map(|f| f.failed_at));
-                current == Some(*stored_at) && seen.insert(key.clone())
-            })
-            .collect();
-        live.make_contiguous().reverse();
-        *queue = live;
+    /// Whether the failure cached for `key` is the one of `stamp`.
+    fn failure_is(&self, key: &K, stamp: u64) -> bool {
+        self.failures.get(key).is_some_and(|f| f.failed_at == stamp)
+    }
+
+    /// Evicts the failure of `stamp` for `key` (the error bound), counting it.
+    fn evict_failure(&self, key: &K, stamp: u64) -> Popped {
+        let removed = self.failures.remove_if(key, |_, failure| {
+            self.forget_if(failure.failed_at == stamp, true)
+        });
+        if removed.is_some() {
+            self.stats.record_evictions(1);
+            self.notices.push(|| key.clone(), RemovalCause::Evicted);
+            Popped::Removed
+        } else {
+            Popped::Stale
+        }
     }
 
     /// Removes the key's value and cached error; whether there was either.
@@ -354,67 +471,166 @@ where
         value.is_some() || error.is_some()
     }
 
-    fn remove_failure_if(&self, key: &K, predicate: impl FnOnce(&Failure<E>) -> bool) {
+    /// Removes the key's cached error if `predicate` holds for it; whether it did.
+    fn remove_failure_if(&self, key: &K, predicate: impl FnOnce(&Failure<E>) -> bool) -> bool {
         // A failure is counted before it becomes visible (`count_insertion`): with none
         // counted, none can be removed, and the map need not be probed.
         if self.stats.error_entries.load(Relaxed) == 0 {
-            return;
+            return false;
         }
         self.failures
-            .remove_if(key, |_, failure| self.forget_if(predicate(failure), true));
+            .remove_if(key, |_, failure| self.forget_if(predicate(failure), true))
+            .is_some()
+    }
+
+    /// Whether a value and whether a cached error is stored for `key`, fresh or not.
+    pub(crate) fn holds(&self, key: &K) -> (bool, bool) {
+        (
+            self.values.contains_key(key),
+            self.failures.contains_key(key),
+        )
     }
 
     /// Removes every entry.
+    ///
+    /// Each map shard's table is swapped for an empty one under its write lock, which is held
+    /// for a constant time: hits on other shards never wait, hits on the same shard wait for
+    /// one swap. The old tables (and queues) are dropped after every lock is released, so
+    /// their memory goes back at once, and user `Drop` code runs outside the locks.
     pub(crate) fn clear(&self) {
-        // Hold the queue lock so no insertion interleaves: the queue is emptied together
-        // with the maps, keeping the queue invariant.
-        let queue = self.queue.as_ref().map(lock);
-        self.values.retain(|_, _| !self.forget_if(true, false));
-        self.failures.retain(|_, _| !self.forget_if(true, true));
-        if let Some(mut queue) = queue {
-            queue.clear();
-        }
+        // Hold the upkeep lock so no queued insertion interleaves: queues and maps are
+        // emptied together, keeping the upkeep invariant.
+        let mut upkeep = lock(&self.upkeep);
+        let nodes = upkeep.policy.as_mut().map(Policy::clear);
+        let value_items = upkeep.values.as_mut().map(ExpiryQueue::take);
+        let error_items = upkeep.errors.take();
+        let values = self.take_tables(&self.values, false);
+        let failures = self.take_tables(&self.failures, true);
+        self.upkeep_due.store(u64::MAX, Relaxed);
+        drop(upkeep);
+        drop((values, failures, nodes, value_items, error_items));
     }
 
-    /// Removes expired values and errors past their window (at time `now`), at most once per
-    /// sweep period.
+    /// Swaps every shard of `map` for an empty table, uncounting its entries (cached errors
+    /// if `errors`); the old tables back.
+    fn take_tables<T>(&self, map: &DashMap<K, T, Hasher>, errors: bool) -> Vec<impl Sized> {
+        map.shards()
+            .iter()
+            .map(|shard| {
+                let mut table = shard.write();
+                let old = std::mem::take(&mut *table);
+                // INVARIANT: uncounted under the shard lock, as `forget_if` does.
+                let count = old.len() as u64;
+                self.stats.entries.fetch_sub(count, Relaxed);
+                if errors {
+                    self.stats.error_entries.fetch_sub(count, Relaxed);
+                }
+                old
+            })
+            .collect()
+    }
+
+    /// One upkeep step at time `now`, if an expiry may be due: removes expired values and
+    /// errors past their window, at most [`expiry::STEP`] queue items, and shrinks the map
+    /// shards that this left nearly empty (and one more, round robin).
     ///
-    /// Called on the write path, so a cache that is written to never keeps dead entries for
-    /// longer than about one period, with no background task. A sweep visits every entry,
-    /// one shard at a time.
+    /// Called on the write path, so a cache that is written to never keeps dead entries
+    /// for long, with no background task, and no call does more than a bounded step.
     pub(crate) fn sweep_if_due(&self, now: u64) {
-        if self.sweep_every == u64::MAX {
+        // NOTE: the callers hold no lock of the cache here, so the listener may use it.
+        self.notices.deliver();
+        if now < self.upkeep_due.load(Relaxed) {
             return;
         }
-        let due = self.next_sweep.load(Relaxed);
-        // Only the caller that moves the deadline sweeps; the others go on.
-        if now < due
-            || self
-                .next_sweep
-                .compare_exchange(due, now.saturating_add(self.sweep_every), Relaxed, Relaxed)
-                .is_err()
-        {
-            return;
-        }
+        let mut upkeep = lock(&self.upkeep);
         let mut expired = 0;
-        if self.ttl != u64::MAX {
-            self.values.retain(|_, entry| {
-                let gone = self.forget_if(self.is_expired(entry, now), false);
-                expired += u64::from(gone);
-                !gone
+        let mut budget = expiry::STEP;
+        let (mut value_shards, mut failure_shards) = (ShardSet::default(), ShardSet::default());
+        if let Some(queue) = &mut upkeep.values {
+            budget -= queue.expire(now, budget, |key, stamp| {
+                let gone = self.values.remove_if(key, |_, entry| {
+                    self.forget_if(entry.stored_at() == stamp, false)
+                });
+                if gone.is_none() {
+                    return Popped::Stale;
+                }
+                expired += 1;
+                value_shards.insert(self.values.determine_map(key));
+                self.notices.push(|| key.clone(), RemovalCause::Expired);
+                Popped::Removed
             });
         }
-        self.failures.retain(|_, failure| {
-            let gone = now.saturating_sub(failure.failed_at) >= self.retry;
-            !self.forget_if(gone, true)
+        upkeep.errors.expire(now, budget, |key, stamp| {
+            let gone = self.failures.remove_if(key, |_, failure| {
+                self.forget_if(failure.failed_at == stamp, true)
+            });
+            if gone.is_none() {
+                return Popped::Stale;
+            }
+            failure_shards.insert(self.failures.determine_map(key));
+            self.notices.push(|| key.clone(), RemovalCause::Expired);
+            Popped::Removed
         });
+        upkeep.shrink_cursor = upkeep.shrink_cursor.wrapping_add(1);
+        let cursor = upkeep.shrink_cursor;
+        value_shards.insert(cursor);
+        failure_shards.insert(cursor);
+        // NOTE: one shrink per map and call at most: shards fill evenly, so many of them
+        // cross the threshold in the same call, and shrinking them all at once would be one
+        // long call. The others are shrunk by later steps: after a shrink, steps run on every
+        // write (nothing due or not) until the cursor has made a lap without one.
+        let shrunk = value_shards.find(|shard| Self::shrink_shard(&self.values, shard))
+            | failure_shards.find(|shard| Self::shrink_shard(&self.failures, shard));
+        upkeep.idle_shrinks = if shrunk {
+            0
+        } else {
+            upkeep.idle_shrinks.saturating_add(1)
+        };
+        self.publish_due(&upkeep);
+        drop(upkeep);
         self.stats.record_expirations(expired);
     }
 
+    /// Publishes when the next upkeep step is due: when a queue head is, or at once while
+    /// shards may be left to shrink (see `sweep_if_due`). Under the upkeep lock.
+    fn publish_due(&self, upkeep: &Upkeep<K>) {
+        let lap = self.values.shards().len().max(self.failures.shards().len());
+        let due = if upkeep.idle_shrinks < lap {
+            0
+        } else {
+            upkeep.due()
+        };
+        self.upkeep_due.store(due, Relaxed);
+    }
+
+    /// Shrinks shard `cursor` (modulo the shard count) of `map` if it holds few entries in a
+    /// table far too large for them: a bounded rehash of at most [`SHRINK_MAX_LEN`] entries.
+    /// Whether it did.
+    fn shrink_shard<T>(map: &DashMap<K, T, Hasher>, cursor: usize) -> bool {
+        let shards = map.shards();
+        let shard = &shards[cursor % shards.len()];
+        let worth =
+            |len: usize, capacity: usize| len <= SHRINK_MAX_LEN && capacity > 4 * len.max(4);
+        {
+            let table = shard.read();
+            if !worth(table.len(), table.capacity()) {
+                return false;
+            }
+        }
+        let mut table = shard.write();
+        let len = table.len();
+        if !worth(len, table.capacity()) {
+            return false;
+        }
+        let hasher = map.hasher();
+        table.shrink_to(len, |(key, _)| hasher.hash_one(key));
+        true
+    }
+
     /// Uncounts an entry (a cached error if `error`) that is about to be removed, if
-    /// `remove`; returns `remove`. For the predicates of `remove_if` and `retain`.
+    /// `remove`; returns `remove`. For the predicates of `remove_if`.
     // INVARIANT: called under the map's shard lock, *before* the entry goes: the counters
-    // never include an entry that is already gone, so `make_room` never evicts for an entry
+    // never include an entry that is already gone, so making room never evicts for an entry
     // that a concurrent removal has taken out, and `entries` never reads above the capacity.
     // (Insertions count *before* the entry is visible: the counter never goes below zero.)
     fn forget_if(&self, remove: bool, error: bool) -> bool {
@@ -425,5 +641,108 @@ where
             }
         }
         remove
+    }
+}
+
+/// The shard count of the maps: enough that one shard holds some 16,000 entries at a
+/// million (a shard's table grows by rehashing all it holds, under its write lock, in the
+/// caller's path), within 8 to 256. A bounded cache sizes for its capacity; an unbounded one
+/// for a million entries.
+fn shard_amount(capacity: Option<u64>) -> usize {
+    let expected = capacity.unwrap_or(1 << 20);
+    let wanted = usize::try_from(expected / 16_384).unwrap_or(256);
+    let default =
+        std::thread::available_parallelism().map_or(8, |n| (n.get() * 4).next_power_of_two());
+    wanted.next_power_of_two().clamp(default.clamp(8, 256), 256)
+}
+
+/// A set of shard indices (modulo 256, the most shards a map has).
+#[derive(Default)]
+struct ShardSet([u64; 4]);
+
+impl ShardSet {
+    fn insert(&mut self, shard: usize) {
+        let shard = shard % 256;
+        self.0[shard / 64] |= 1 << (shard % 64);
+    }
+
+    /// Visits the shards in order until `visit` returns true; whether it did.
+    fn find(&self, mut visit: impl FnMut(usize) -> bool) -> bool {
+        for (word, bits) in self.0.iter().enumerate() {
+            let mut bits = *bits;
+            while bits != 0 {
+                let bit = bits.trailing_zeros() as usize;
+                if visit(word * 64 + bit) {
+                    return true;
+                }
+                bits &= bits - 1;
+            }
+        }
+        false
+    }
+}
+
+/// A shard is shrunk only when it holds at most this many entries, so that the rehash under
+/// its write lock stays in the tens of microseconds.
+const SHRINK_MAX_LEN: usize = 1024;
+
+impl<K, V, E> Residents<K> for Store<K, V, E>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+{
+    fn take_hits(&self, node: &Node<K>) -> Option<u32> {
+        if node.stamp & ERROR_STAMP != 0 {
+            return self
+                .failure_is(&node.key, node.stamp - ERROR_STAMP)
+                .then_some(0);
+        }
+        let entry = self.values.get(&node.key)?;
+        let meta = entry.meta.load(Relaxed);
+        if meta & !HITS != node.stamp {
+            return None;
+        }
+        if meta & HITS == 0 {
+            return Some(0);
+        }
+        // Both bit fields of the old word are read from one atomic step: a hit between the
+        // load above and here is not lost.
+        let hits = entry.meta.fetch_and(!HITS, Relaxed) & HITS;
+        Some(u32::try_from(hits).unwrap_or(0))
+    }
+
+    fn evict(&self, node: &Node<K>) -> bool {
+        let evicted = if node.stamp & ERROR_STAMP != 0 {
+            let failed_at = node.stamp - ERROR_STAMP;
+            (self.failures)
+                .remove_if(&node.key, |_, failure| {
+                    self.forget_if(failure.failed_at == failed_at, true)
+                })
+                .is_some()
+        } else {
+            (self.values)
+                .remove_if(&node.key, |_, entry| {
+                    self.forget_if(entry.stored_at() == node.stamp, false)
+                })
+                .is_some()
+        };
+        if evicted {
+            self.stats.record_evictions(1);
+            self.notices
+                .push(|| node.key.clone(), RemovalCause::Evicted);
+        }
+        evicted
+    }
+
+    fn is_live(&self, node: &Node<K>) -> bool {
+        if node.stamp & ERROR_STAMP != 0 {
+            self.failure_is(&node.key, node.stamp - ERROR_STAMP)
+        } else {
+            self.value_is(&node.key, node.stamp)
+        }
+    }
+
+    fn hash(&self, key: &K) -> u64 {
+        self.values.hasher().hash_one(key)
     }
 }

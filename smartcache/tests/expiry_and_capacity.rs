@@ -55,7 +55,7 @@ async fn an_expired_value_is_recomputed_once_by_a_herd() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn expired_entries_are_swept_without_being_asked_for() {
+async fn expired_entries_are_swept_in_bounded_steps_without_being_asked_for() {
     let cache = Cache::builder()
         .time_to_live(Duration::from_secs(10))
         .retry_interval(Duration::from_secs(10))
@@ -68,13 +68,95 @@ async fn expired_entries_are_swept_without_being_asked_for() {
         .await;
     assert_eq!(cache.entry_count(), 101);
     tokio::time::advance(Duration::from_secs(10)).await;
-    // One write, for another key, sweeps out everything that has expired.
+    // A write, for another key, removes the oldest expired entries: 64 at most per call.
     cache.prime(5_000, 0);
     let stats = cache.stats();
     assert_eq!(
         (stats.total_entries, stats.error_entries, stats.expirations),
-        (1, 0, 100)
+        (101 - 64 + 1, 1, 64)
     );
+    // The next write takes the rest: 36 values, then the cached error.
+    cache.prime(5_001, 0);
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.total_entries, stats.error_entries, stats.expirations),
+        (2, 0, 100)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unbounded_cache_keeps_at_most_max_cached_errors_oldest_first() {
+    let cache = Cache::builder().max_cached_errors(3).build();
+    for key in 0..5 {
+        let failed = cache
+            .get_or_compute(key, || async move { Err(format!("e{key}")) })
+            .await;
+        assert!(failed.is_err());
+        tokio::time::advance(Duration::from_millis(1)).await;
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.total_entries, stats.error_entries, stats.evictions),
+        (3, 3, 2)
+    );
+    let kept: Vec<u64> = (0..5).filter(|key| cache.__stored(key).1).collect();
+    assert_eq!(kept, [2, 3, 4], "the oldest errors went first");
+    // A value is not bounded by the error limit.
+    for key in 10..20 {
+        cache.prime(key, key);
+    }
+    assert_eq!(cache.entry_count(), 13);
+}
+
+#[tokio::test]
+async fn zero_max_cached_errors_caches_no_error() {
+    let cache = Cache::builder().max_cached_errors(0).build();
+    let calls = Counter::new();
+    for _ in 0..2 {
+        let calls = calls.clone();
+        let _ = cache
+            .get_or_compute(1, || async move {
+                calls.bump();
+                Err("down".to_owned())
+            })
+            .await;
+    }
+    assert_eq!((calls.get(), cache.entry_count()), (2, 0));
+}
+
+#[tokio::test]
+async fn clear_empties_a_bounded_cache_that_then_refills_to_its_bound() {
+    let cache = Cache::builder().max_capacity(50).build();
+    for key in 0..200 {
+        cache.prime(key, key);
+    }
+    cache.clear();
+    assert_eq!(cache.entry_count(), 0);
+    assert!((0..200).all(|key| cache.__stored(&key) == (false, false)));
+    for key in 1_000..1_200 {
+        let value = cache.get_or_compute(key, || async move { Ok(key) }).await;
+        assert_eq!(value.unwrap(), key);
+        assert!(cache.entry_count() <= 50);
+    }
+    assert_eq!(cache.entry_count(), 50);
+}
+
+#[tokio::test]
+async fn a_hot_set_survives_a_scan_of_one_hit_keys() {
+    // The admission filter at work: keys read many times are not pushed out by a scan of
+    // keys read once, which is what a plain LRU or CLOCK would do.
+    let cache = Cache::builder().max_capacity(100).build();
+    for _ in 0..20 {
+        for key in 0..50 {
+            let _ = cache.get_or_compute(key, || async move { Ok(key) }).await;
+        }
+    }
+    for key in 10_000..12_000 {
+        let _ = cache.get_or_compute(key, || async move { Ok(key) }).await;
+    }
+    let kept = (0..50).filter(|key| cache.__stored(key).0).count();
+    assert!(kept >= 45, "only {kept} of the 50 hot keys kept");
+    assert_eq!(cache.entry_count(), 100);
 }
 
 #[tokio::test]
@@ -176,4 +258,55 @@ async fn replacing_a_stored_key_in_a_full_cache_evicts_nothing() {
     assert_eq!((cache.get(&1), cache.get(&2)), (Some(1), Some(20)));
     let stats = cache.stats();
     assert_eq!((stats.total_entries, stats.evictions), (2, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_eviction_listener_hears_evictions_and_expiries_on_a_later_write() {
+    use smartcache::RemovalCause::{Evicted, Expired};
+    use std::sync::{Mutex, OnceLock, Weak};
+
+    type Heard = Arc<Mutex<Vec<(u64, smartcache::RemovalCause)>>>;
+    let heard: Heard = Arc::default();
+    // The listener reads the cache: it runs outside every lock, so this cannot deadlock.
+    let this: Arc<OnceLock<Weak<Cache>>> = Arc::default();
+    let (listener_heard, listener_this) = (Arc::clone(&heard), Arc::clone(&this));
+    let cache = Arc::new(
+        Cache::builder()
+            .max_capacity(2)
+            .time_to_live(Duration::from_secs(10))
+            .eviction_listener(move |key, cause| {
+                if let Some(cache) = listener_this.get().and_then(Weak::upgrade) {
+                    assert_eq!(cache.get(&key), None, "{key} is gone when told");
+                }
+                listener_heard.lock().unwrap().push((key, cause));
+            })
+            .build(),
+    );
+    this.set(Arc::downgrade(&cache)).unwrap();
+    let heard_now = || heard.lock().unwrap().clone();
+    cache.prime(1, 1);
+    cache.prime(2, 2);
+    cache.prime(3, 3); // evicts one of 1 and 2: told on the next write
+    assert_eq!(heard_now(), []);
+    assert!(cache.invalidate(&3), "an invalidation is not an eviction");
+    cache.prime(4, 4);
+    let evicted = heard_now();
+    assert_eq!(evicted.len(), 1);
+    assert!(matches!(evicted[0], (1 | 2, Evicted)), "{evicted:?}");
+    tokio::time::advance(Duration::from_secs(10)).await;
+    cache.prime(5, 5); // the two left expire (removed by this write's upkeep)
+    cache.prime(6, 6); // told now
+    let mut expired: Vec<u64> = heard_now()[1..]
+        .iter()
+        .map(|&(key, cause)| {
+            assert_eq!(cause, Expired);
+            key
+        })
+        .collect();
+    expired.sort_unstable();
+    let kept = if evicted[0].0 == 1 { 2 } else { 1 };
+    let mut expected = vec![kept, 4];
+    expected.sort_unstable();
+    assert_eq!(expired, expected);
+    assert_eq!(cache.stats().evictions, 1);
 }

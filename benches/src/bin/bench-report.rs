@@ -3,7 +3,8 @@
 //! Reads criterion's estimates (`<criterion dir>/<group>/<contestant>[/<tasks>]/new/`) and the
 //! one-shot scenarios' rows (`<criterion dir>/smartcache-one-shot/*.json`), prints the
 //! markdown tables (with ratios to the floor and to smartcache) and the target check, and
-//! draws `bench-hit.svg` and `bench-throughput.svg` into the docs directory.
+//! draws `bench-hit.svg`, `bench-throughput.svg` and `bench-hit-ratio.svg` into the docs
+//! directory.
 //!
 //! ```text
 //! cargo run --release -p smartcache-benches --bin bench-report [-- <criterion dir> <docs dir>]
@@ -467,6 +468,9 @@ fn plot_throughput(results: &Results, path: &Path) -> Result<()> {
             })
         })
         .collect();
+    if all.is_empty() {
+        return Ok(()); // no throughput results: an empty log-scale range would never end
+    }
     let low = all.iter().copied().fold(f64::INFINITY, f64::min).max(1e-3) / 2.0;
     let high = all.iter().copied().fold(1.0, f64::max) * 2.0;
     let (left, right) = root.split_horizontally(600);
@@ -520,6 +524,121 @@ fn plot_throughput(results: &Results, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The hit-ratio rows (`hit-ratio` one-shot scenario): per workload, each contestant's
+/// ratio, and smartcache's gap to the best of the others.
+fn hit_ratio_rows(results: &Results) -> (Vec<String>, Vec<(String, Vec<f64>)>) {
+    let rows = results.rows("hit-ratio");
+    let workloads: Vec<String> = rows.first().map_or_else(Vec::new, |row| {
+        row.figures
+            .iter()
+            .map(|(name, _)| name.trim_end_matches("_pct").to_owned())
+            .collect()
+    });
+    let ratios = rows
+        .iter()
+        .map(|row| {
+            let values = workloads
+                .iter()
+                .map(|w| row.figure(&format!("{w}_pct")).unwrap_or(f64::NAN))
+                .collect();
+            (row.contestant.clone(), values)
+        })
+        .collect();
+    (workloads, ratios)
+}
+
+fn hit_ratio_table(results: &Results) -> String {
+    let (workloads, ratios) = hit_ratio_rows(results);
+    if ratios.is_empty() {
+        return "(no results for `hit-ratio`)\n".to_owned();
+    }
+    let names: Vec<&str> = ratios.iter().map(|(n, _)| n.as_str()).collect();
+    let mut out = format!(
+        "| workload | {} | gap to the best peer |\n|---|{}---:|\n",
+        names.join(" | "),
+        "---:|".repeat(names.len())
+    );
+    let (mut ours, mut best_peers) = (0.0, 0.0);
+    for (i, workload) in workloads.iter().enumerate() {
+        let column: Vec<f64> = ratios.iter().map(|(_, v)| v[i]).collect();
+        let best_peer = column[1..].iter().copied().fold(f64::MIN, f64::max);
+        ours += column[0];
+        best_peers += best_peer;
+        let cells: Vec<String> = column.iter().map(|v| format!("{v:.2}")).collect();
+        let _ = writeln!(
+            out,
+            "| {workload} | {} | {:+.2} |",
+            cells.join(" | "),
+            column[0] - best_peer
+        );
+    }
+    let n = workloads.len() as f64;
+    let means: Vec<String> = (0..names.len())
+        .map(|c| format!("{:.2}", ratios[c].1.iter().sum::<f64>() / n))
+        .collect();
+    let _ = writeln!(
+        out,
+        "| **mean** | {} | {:+.2} (vs the mean of the best peers) |",
+        means.join(" | "),
+        (ours - best_peers) / n
+    );
+    out
+}
+
+/// Hit ratio per workload, one marker series per contestant.
+fn plot_hit_ratio(results: &Results, path: &Path) -> Result<()> {
+    let (workloads, ratios) = hit_ratio_rows(results);
+    if ratios.is_empty() {
+        return Ok(());
+    }
+    let root = SVGBackend::new(path, (1200, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "hit ratio per workload (%, higher is better)",
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(150)
+        .y_label_area_size(50)
+        .build_cartesian_2d((0..workloads.len()).into_segmented(), 0.0..100.0)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(workloads.len())
+        .x_label_style(
+            ("sans-serif", 12)
+                .into_font()
+                .transform(FontTransform::Rotate90),
+        )
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => workloads.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .draw()?;
+    let colors = [RED, BLUE, GREEN, BLACK, MAGENTA, CYAN];
+    for (c, (name, values)) in ratios.iter().enumerate() {
+        let color = colors[c % colors.len()];
+        let size = if name == SMARTCACHE { 6 } else { 4 };
+        chart
+            .draw_series(
+                values.iter().enumerate().map(|(i, v)| {
+                    Circle::new((SegmentValue::CenterOf(i), *v), size, color.filled())
+                }),
+            )?
+            .label(name.clone())
+            .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().map_or_else(criterion_dir, PathBuf::from);
@@ -550,12 +669,24 @@ fn main() -> Result<()> {
         "## Zipf throughput, all hits (M requests/s)\n\n{}",
         throughput_table(&results, ZIPF_ALL_HITS)
     );
-    for scenario in ["herd", "hit_during_computation", "cold_keys", "memory"] {
+    println!(
+        "## Zipf throughput, bounded caches (M requests/s)\n\n{}",
+        throughput_table(&results, "zipf_throughput_bounded")
+    );
+    for scenario in [
+        "herd",
+        "hit_during_computation",
+        "cold_keys",
+        "memory",
+        "housekeeping",
+    ] {
         println!("## {scenario}\n\n{}", one_shot_table(&results, scenario));
     }
+    println!("## Hit ratio (%)\n\n{}", hit_ratio_table(&results));
     std::fs::create_dir_all(&docs)?;
     plot_hits(&results, &docs.join("bench-hit.svg"))?;
     plot_throughput(&results, &docs.join("bench-throughput.svg"))?;
+    plot_hit_ratio(&results, &docs.join("bench-hit-ratio.svg"))?;
     eprintln!("plots written to {}", docs.display());
     Ok(())
 }

@@ -1,0 +1,7 @@
+//! Hit ratio per workload and contestant (see `smartcache_benches::ratio`): one-shot, not a
+//! criterion measurement. In quick mode (CI's smoke run) only `gli` and short synthetic
+//! streams, a fraction of a second.
+
+fn main() {
+    smartcache_benches::ratio::run(smartcache_benches::quick_mode(), &[]);
+}

@@ -1,0 +1,811 @@
+//! The eviction policy of a cache with a capacity: an adaptive W-TinyLFU whose three
+//! segments are second-chance (CLOCK) queues.
+//!
+//! # What it does
+//!
+//! - A new entry enters the **window**, a small queue of recent arrivals (1% of the capacity
+//!   at first). An entry leaving the window is a *candidate* for the **main** space, which is
+//!   split into **probation** (entries admitted but not read since) and **protected** (entries
+//!   read while on probation; at most 80% of the main space).
+//! - When the main space is full, the candidate meets the *victim* (the oldest entry on
+//!   probation): whichever a **frequency sketch** (a count-min sketch of 4-bit counters, halved
+//!   every ten capacities' worth of counts so that old popularity fades) rates higher stays,
+//!   the other is evicted. A tie keeps the victim, which is what makes loops and scans harmless:
+//!   a one-hit wonder never pushes out an entry that has been asked for as often. A candidate
+//!   rated 6 or more that loses is still admitted once in 128 duels, so an attacker who pumps
+//!   up a victim's counters cannot pin it in place for ever.
+//! - A **hill climber** moves the window size: every ten capacities' worth of requests it
+//!   compares the hit rate with the previous sample's and keeps moving the window the same way
+//!   if it improved, the other way if not, in steps that shrink as it settles and grow again
+//!   when the workload shifts. A recency-heavy workload ends up with a large window (LRU-like),
+//!   a frequency-heavy one with a small window (LFU-like).
+//!
+//! # How reads reach it without slowing hits
+//!
+//! A hit never takes the policy lock. It marks its entry's two "hit" bits in the entry's meta
+//! word (see `store::Entry`), and only while they are not both set, so that a hot entry's
+//! cache line stays shared between cores. The policy collects those bits when an entry reaches
+//! the head of its queue: the hits it finds are counted into the sketch, and a read entry gets
+//! a second chance (window, protected) or a promotion (probation to protected). Misses are
+//! counted into the sketch when their value is stored.
+//!
+//! # Bounded work
+//!
+//! Queues hold `(key, stamp)` nodes; a node whose entry has since been removed or replaced is
+//! *stale* (its stamp no longer matches) and is dropped when met. Making room for one entry
+//! looks at a bounded number of nodes ([`SECOND_CHANCES`], [`MAX_LOOKS`]): once the second
+//! chances are used up, the next live node is taken as it is, so a hot working set (every
+//! entry read) costs a few map reads per insertion, never a lap of the queue. Stale nodes are
+//! cleared a few at a time per insertion once they make up half the nodes ([`Policy::tidy`]).
+//! The sketch halves its counters in one pass over a table of 8 bytes per entry of capacity
+//! (8 MB at one million entries: a few hundred microseconds), and grows by doubling (a copy
+//! of the table) while the cache fills.
+//!
+//! # Known weak spots
+//!
+//! - Hits are counted into the sketch lazily and at most two per visit of the entry to its
+//!   queue head, so the sketch under-rates very hot entries; it only has to rank the candidate
+//!   against the victim, where coarse counts do.
+//! - The queues are CLOCK approximations of LRU: order among entries read between two visits
+//!   is lost, which costs a little on workloads where exact recency matters.
+//! - The hill climber needs ten capacities' worth of requests per step: a short trace, or a
+//!   huge capacity, never moves the window from its 1% start.
+//! - Stale nodes cost memory until tidied: a cache that replaces or invalidates entries much
+//!   faster than it inserts new ones holds up to about twice as many nodes as entries.
+
+use crate::blocks::BlockQueue;
+
+/// Second chances (of read entries) given while making room for one entry: past them, the
+/// next live node goes as it is. Each chance is one look at a live node; every other look
+/// at a live node evicts, demotes or returns it, so live looks stay within a few times this.
+pub(crate) const SECOND_CHANCES: u32 = 512;
+
+/// Stale nodes dropped while making room for one entry before giving up (nothing is stored
+/// then: see `Store::insert_locked`).
+pub(crate) const MAX_LOOKS: u32 = 2048;
+
+/// Window nodes moved to the main space without a duel, at most, per insertion or eviction.
+const WINDOW_MOVES: u32 = 4;
+/// A window of 1% of the capacity to start with, as W-TinyLFU's authors recommend.
+const INITIAL_WINDOW_PERCENT: u64 = 1;
+/// At most this share of the main space is protected.
+const PROTECTED_PERCENT: u64 = 80;
+/// Requests per hill-climbing sample, per entry of capacity (Caffeine uses 10; 3 adapts
+/// faster on recency-heavy traces and measured no worse on average, see docs/benchmarks.md).
+const SAMPLE_PER_ENTRY: u64 = 3;
+/// The first hill-climbing step: 6.25% of the capacity.
+const STEP_FRACTION: f64 = 0.0625;
+/// Each step is this fraction of the previous one, while the hit rate settles.
+const STEP_DECAY: f64 = 0.98;
+/// A change of hit rate this large between samples means the workload changed: the step
+/// goes back to its first size.
+const RESTART_THRESHOLD: f64 = 0.05;
+/// A losing candidate rated at least this often is admitted once in 128 duels.
+const FLOOD_GUARD_FREQUENCY: u8 = 6;
+
+/// A queued entry: its key and the stamp that tells it from an earlier entry of the same key.
+#[derive(Debug)]
+pub(crate) struct Node<K> {
+    pub(crate) key: K,
+    /// The entry's storing time (a multiple of 16), plus 1 for a cached error.
+    pub(crate) stamp: u64,
+}
+
+/// What the policy asks of the store about the entries it orders.
+pub(crate) trait Residents<K> {
+    /// The hits the node's entry had since last asked (0 to 15), clearing them; `None` if the
+    /// node is stale.
+    fn take_hits(&self, node: &Node<K>) -> Option<u32>;
+    /// Evicts the node's entry if it is still there; whether it was.
+    fn evict(&self, node: &Node<K>) -> bool;
+    /// Whether the node's entry is still stored, leaving its hit bits alone.
+    fn is_live(&self, node: &Node<K>) -> bool;
+    /// The hash of a key, for the sketch.
+    fn hash(&self, key: &K) -> u64;
+}
+
+/// The outcome of [`Policy::evict_one`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Evicted {
+    /// One entry was evicted (or, racing with a removal, was already gone: room either way).
+    One,
+    /// The look budget ran out, or no live node is left.
+    Nothing,
+}
+
+/// Which queue a node is taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment {
+    Window,
+    Probation,
+    Protected,
+}
+
+/// The policy state of one cache, behind the store's upkeep lock.
+#[derive(Debug)]
+pub(crate) struct Policy<K> {
+    capacity: u64,
+    window: BlockQueue<Node<K>>,
+    probation: BlockQueue<Node<K>>,
+    protected: BlockQueue<Node<K>>,
+    /// How many entries the window should hold; the main space gets the rest.
+    window_target: u64,
+    sketch: Sketch,
+    climber: Climber,
+    /// Insertions since the climber last looked at the request counters.
+    since_sample_check: u32,
+    /// xorshift state, for the flood guard.
+    random: u64,
+}
+
+impl<K> Policy<K> {
+    pub(crate) fn new(capacity: u64) -> Self {
+        Self {
+            capacity,
+            window: BlockQueue::default(),
+            probation: BlockQueue::default(),
+            protected: BlockQueue::default(),
+            window_target: (capacity * INITIAL_WINDOW_PERCENT / 100).clamp(1, capacity.max(1)),
+            sketch: Sketch::new(),
+            climber: Climber::new(capacity),
+            since_sample_check: 0,
+            random: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    /// Nodes queued, live or stale.
+    pub(crate) fn nodes(&self) -> usize {
+        self.window.len() + self.probation.len() + self.protected.len()
+    }
+
+    /// The window size the hill climber has settled on.
+    #[cfg(test)]
+    pub(crate) fn window_target(&self) -> u64 {
+        self.window_target
+    }
+
+    fn main_target(&self) -> u64 {
+        self.capacity - self.window_target
+    }
+
+    fn protected_target(&self) -> u64 {
+        self.main_target() * PROTECTED_PERCENT / 100
+    }
+
+    fn main_len(&self) -> u64 {
+        (self.probation.len() + self.protected.len()) as u64
+    }
+
+    /// Queues a newly stored entry (a miss, counted in the sketch). `live` is the number of
+    /// entries stored, for sizing the sketch.
+    pub(crate) fn admit(&mut self, node: Node<K>, hash: u64, live: u64) {
+        self.sketch.fit(live.min(self.capacity));
+        self.sketch.increment(hash, 1);
+        self.window.push_back(node);
+        // While the main space has room (the cache is filling, or the window just shrank),
+        // the window's surplus moves on a few nodes per insertion, so that no later call has
+        // to move it all at once. Their hit bits stay with the entries.
+        for _ in 0..WINDOW_MOVES {
+            if (self.window.len() as u64) <= self.window_target
+                || self.main_len() >= self.main_target()
+            {
+                break;
+            }
+            if let Some(node) = self.window.pop_front() {
+                self.probation.push_back(node);
+            }
+        }
+        self.since_sample_check += 1;
+    }
+
+    /// Whether the climber wants the request counters (every 64 insertions).
+    pub(crate) fn sample_due(&mut self) -> bool {
+        if self.since_sample_check < 64 {
+            return false;
+        }
+        self.since_sample_check = 0;
+        true
+    }
+
+    /// Hands the climber the request counters (hits, requests) so far; it moves the window
+    /// once a sample is complete.
+    pub(crate) fn climb(&mut self, hits: u64, requests: u64) {
+        if let Some(step) = self.climber.sample(hits, requests) {
+            let target = i128::from(self.window_target) + i128::from(step);
+            let max = i128::from(self.capacity.max(1));
+            // The clamp keeps it in 1..=capacity, which fits a u64.
+            self.window_target = u64::try_from(target.clamp(1, max)).unwrap_or(1);
+        }
+    }
+
+    /// Drops every node (the store was cleared), keeping what the sketch and climber learnt.
+    pub(crate) fn clear(&mut self) -> [BlockQueue<Node<K>>; 3] {
+        [
+            std::mem::take(&mut self.window),
+            std::mem::take(&mut self.probation),
+            std::mem::take(&mut self.protected),
+        ]
+    }
+
+    /// Evicts one entry to make room for a new one, looking at a bounded number of nodes.
+    pub(crate) fn evict_one(&mut self, residents: &impl Residents<K>) -> Evicted {
+        let mut budget = Budget {
+            chances: SECOND_CHANCES,
+            looks: MAX_LOOKS,
+        };
+        let mut moves = 0;
+        loop {
+            let from_window = !self.window.is_empty()
+                && (self.window.len() as u64 >= self.window_target || self.main_len() == 0);
+            if !from_window {
+                // The window has room: the main space is over its share.
+                return match self.victim(residents, &mut budget) {
+                    Some(victim) => {
+                        residents.evict(&victim);
+                        Evicted::One
+                    }
+                    None => Evicted::Nothing,
+                };
+            }
+            let Some(candidate) = self.take_live(Segment::Window, residents, &mut budget) else {
+                if budget.looks == 0 {
+                    return Evicted::Nothing;
+                }
+                continue; // the window held only stale nodes
+            };
+            if self.main_len() < self.main_target() && moves < WINDOW_MOVES {
+                // The window shrank: the candidate moves to the main space, nothing goes.
+                // Past a few such moves the candidate duels as usual: the call stays short.
+                moves += 1;
+                self.probation.push_back(candidate);
+                continue;
+            }
+            let candidate_hash = residents.hash(&candidate.key);
+            let Some(victim) = self.victim(residents, &mut budget) else {
+                residents.evict(&candidate);
+                return Evicted::One;
+            };
+            let victim_hash = residents.hash(&victim.key);
+            if self.admits(candidate_hash, victim_hash) {
+                residents.evict(&victim);
+                self.probation.push_back(candidate);
+            } else {
+                residents.evict(&candidate);
+                self.probation.push_front(victim);
+            }
+            return Evicted::One;
+        }
+    }
+
+    /// The `TinyLFU` admission: the candidate must be rated more often than the victim.
+    fn admits(&mut self, candidate: u64, victim: u64) -> bool {
+        let candidate = self.sketch.estimate(candidate);
+        if candidate > self.sketch.estimate(victim) {
+            return true;
+        }
+        candidate >= FLOOD_GUARD_FREQUENCY && self.next_random() % 128 == 0
+    }
+
+    fn next_random(&mut self) -> u64 {
+        self.random ^= self.random << 13;
+        self.random ^= self.random >> 7;
+        self.random ^= self.random << 17;
+        self.random
+    }
+
+    /// The main space's victim: the oldest unread entry on probation (read ones are promoted
+    /// on the way), or, with nothing on probation, the oldest unread protected one.
+    fn victim(&mut self, residents: &impl Residents<K>, budget: &mut Budget) -> Option<Node<K>> {
+        loop {
+            if let Some(victim) = self.take_live(Segment::Probation, residents, budget) {
+                return Some(victim);
+            }
+            if budget.looks == 0 {
+                return None;
+            }
+            if self.probation.is_empty() {
+                if let Some(victim) = self.take_live(Segment::Protected, residents, budget) {
+                    return Some(victim);
+                }
+                // NOTE: protected may have demoted its nodes to probation on the way (second
+                // chances end, so this loop does too).
+                if budget.looks == 0 || self.probation.is_empty() {
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The first live node of `segment` that is not given a second chance, or `None` when the
+    /// queue is empty or the look budget is spent.
+    ///
+    /// A read node counts its hits into the sketch and, while second chances last, moves on:
+    /// to the back of its queue (window, protected) or into protected (probation).
+    fn take_live(
+        &mut self,
+        segment: Segment,
+        residents: &impl Residents<K>,
+        budget: &mut Budget,
+    ) -> Option<Node<K>> {
+        while budget.looks > 0 {
+            let node = self.queue(segment).pop_front()?;
+            let Some(hits) = residents.take_hits(&node) else {
+                budget.looks -= 1;
+                continue; // stale: its entry is gone
+            };
+            if hits > 0 {
+                self.sketch.increment(residents.hash(&node.key), hits);
+            }
+            if hits == 0 || budget.chances == 0 {
+                return Some(node);
+            }
+            budget.chances -= 1;
+            match segment {
+                Segment::Window => self.window.push_back(node),
+                Segment::Probation | Segment::Protected => {
+                    self.protected.push_back(node);
+                    self.demote_overflow(residents, budget);
+                }
+            }
+        }
+        None
+    }
+
+    /// Moves the oldest protected entries to probation while protected is over its share.
+    fn demote_overflow(&mut self, residents: &impl Residents<K>, budget: &mut Budget) {
+        while self.protected.len() as u64 > self.protected_target() && budget.looks > 0 {
+            let Some(node) = self.protected.pop_front() else {
+                return;
+            };
+            match residents.take_hits(&node) {
+                None => budget.looks -= 1, // stale
+                // Read since its last visit: it stays protected, at the back (CLOCK's LRU).
+                Some(hits) if hits > 0 && budget.chances > 0 => {
+                    budget.chances -= 1;
+                    self.sketch.increment(residents.hash(&node.key), hits);
+                    self.protected.push_back(node);
+                }
+                Some(_) => self.probation.push_back(node),
+            }
+        }
+    }
+
+    fn queue(&mut self, segment: Segment) -> &mut BlockQueue<Node<K>> {
+        match segment {
+            Segment::Window => &mut self.window,
+            Segment::Probation => &mut self.probation,
+            Segment::Protected => &mut self.protected,
+        }
+    }
+
+    /// With `live` entries stored, drops a few stale nodes from the queue heads once stale
+    /// nodes make up more than half of them (live ones go to the back of their queue, keeping
+    /// their hit bits).
+    pub(crate) fn tidy(&mut self, live: u64, residents: &impl Residents<K>) {
+        if (self.nodes() as u64) <= live.saturating_mul(2).saturating_add(64) {
+            return;
+        }
+        for segment in [Segment::Window, Segment::Probation, Segment::Protected] {
+            for _ in 0..4 {
+                let Some(node) = self.queue(segment).pop_front() else {
+                    break;
+                };
+                if residents.is_live(&node) {
+                    self.queue(segment).push_back(node);
+                }
+            }
+        }
+    }
+}
+
+/// What the policy may still spend while making room for one entry.
+struct Budget {
+    chances: u32,
+    looks: u32,
+}
+
+/// The most words of a sketch: 2^23 (64 MiB), for capacities of 8 million and more.
+const MAX_SKETCH_WORDS: usize = 1 << 23;
+
+/// A count-min sketch of 4-bit counters: 16 per `u64`, four counters per key.
+#[derive(Debug)]
+struct Sketch {
+    table: Vec<u64>,
+    /// Counts added since the last halving.
+    additions: u64,
+    /// Counts after which every counter is halved: ten per entry sized for.
+    sample: u64,
+}
+
+impl Sketch {
+    fn new() -> Self {
+        Self {
+            table: vec![0; 32],
+            additions: 0,
+            sample: 10 * 32,
+        }
+    }
+
+    /// Doubles the table while `entries` outgrow it, so that a cache with a huge capacity but
+    /// few entries keeps a small table. Each doubling copies the table into both halves: a
+    /// key's counters sit at the same index, or that index plus the old length, so every
+    /// estimate is kept.
+    fn fit(&mut self, entries: u64) {
+        while entries > self.table.len() as u64 && self.table.len() < MAX_SKETCH_WORDS {
+            self.table.extend_from_within(..);
+            self.sample = 10 * self.table.len() as u64;
+        }
+    }
+
+    /// The four counter positions of a hash: (word, shift) pairs.
+    fn slots(&self, hash: u64) -> [(usize, u32); 4] {
+        let mask = self.table.len() - 1; // INVARIANT: the length is a power of two
+        let mut slots = [(0, 0); 4];
+        for (i, slot) in slots.iter_mut().enumerate() {
+            // A different multiplier per row spreads the rows independently.
+            let mixed = hash
+                .wrapping_add(i as u64)
+                .wrapping_mul(ROW_SEEDS[i])
+                .rotate_right(29);
+            #[allow(clippy::cast_possible_truncation)] // masked to the table length
+            let word = (mixed as usize) & mask;
+            let nibble = u32::try_from((mixed >> 60) & 15).unwrap_or(0);
+            *slot = (word, nibble * 4);
+        }
+        slots
+    }
+
+    /// Adds `count` to the key's counters (conservative update: only the smallest rise).
+    fn increment(&mut self, hash: u64, count: u32) {
+        let slots = self.slots(hash);
+        for _ in 0..count {
+            let min = self.estimate_at(&slots);
+            if min == 15 {
+                return;
+            }
+            for &(word, shift) in &slots {
+                if (self.table[word] >> shift) & 15 == u64::from(min) {
+                    self.table[word] += 1 << shift;
+                }
+            }
+            self.additions += 1;
+            if self.additions >= self.sample {
+                self.halve();
+            }
+        }
+    }
+
+    fn estimate(&self, hash: u64) -> u8 {
+        self.estimate_at(&self.slots(hash))
+    }
+
+    fn estimate_at(&self, slots: &[(usize, u32); 4]) -> u8 {
+        let counts = slots.map(|(word, shift)| (self.table[word] >> shift) & 15);
+        // Four-bit counters: the minimum fits a u8.
+        u8::try_from(counts.into_iter().min().unwrap_or(0)).unwrap_or(15)
+    }
+
+    /// Ages every count: halves it (one pass over the table).
+    fn halve(&mut self) {
+        for word in &mut self.table {
+            *word = (*word >> 1) & 0x7777_7777_7777_7777;
+        }
+        self.additions /= 2;
+    }
+}
+
+const ROW_SEEDS: [u64; 4] = [
+    0x9E37_79B9_7F4A_7C15,
+    0xC2B2_AE3D_27D4_EB4F,
+    0x1656_67B1_9E37_79F9,
+    0x27D4_EB2F_1656_67C5,
+];
+
+/// The hill climber: picks the window size by the hit rate it observes.
+#[derive(Debug)]
+struct Climber {
+    /// Requests per sample: ten per entry of capacity.
+    sample: u64,
+    first_step: f64,
+    /// The next step, in entries; its sign is the direction.
+    step: f64,
+    previous_rate: Option<f64>,
+    /// Counters when the current sample started.
+    start_hits: u64,
+    start_requests: u64,
+}
+
+impl Climber {
+    #[allow(clippy::cast_precision_loss)] // a capacity far below 2^52 in practice
+    fn new(capacity: u64) -> Self {
+        let first_step = (capacity as f64 * STEP_FRACTION).max(1.0);
+        Self {
+            sample: capacity.saturating_mul(SAMPLE_PER_ENTRY).max(64),
+            first_step,
+            step: first_step,
+            previous_rate: None,
+            start_hits: 0,
+            start_requests: 0,
+        }
+    }
+
+    /// With the counters now: the window change to make, once a sample is complete.
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)] // figures, not counts
+    fn sample(&mut self, hits: u64, requests: u64) -> Option<i64> {
+        if requests < self.start_requests || hits < self.start_hits {
+            // The counters were reset: start a new sample.
+            (self.start_hits, self.start_requests) = (hits, requests);
+            return None;
+        }
+        let seen = requests - self.start_requests;
+        if seen < self.sample {
+            return None;
+        }
+        let rate = (hits - self.start_hits) as f64 / seen as f64;
+        (self.start_hits, self.start_requests) = (hits, requests);
+        let Some(previous) = self.previous_rate.replace(rate) else {
+            return Some(self.step as i64);
+        };
+        let change = rate - previous;
+        if change < 0.0 {
+            self.step = -self.step; // worse: turn around
+        }
+        let step = self.step;
+        self.step = if change.abs() >= RESTART_THRESHOLD {
+            self.first_step.copysign(self.step)
+        } else {
+            self.step * STEP_DECAY
+        };
+        Some(step as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+
+    /// Entries as the store would hold them: key -> (stamp, hits), with counts of calls.
+    #[derive(Default)]
+    struct Fake {
+        entries: RefCell<HashMap<u64, (u64, u32)>>,
+        looks: Cell<u32>,
+        evicted: RefCell<Vec<u64>>,
+    }
+
+    impl Fake {
+        fn store(&self, policy: &mut Policy<u64>, key: u64) {
+            let stamp = key * 16;
+            while self.entries.borrow().len() as u64 >= policy.capacity {
+                assert_eq!(policy.evict_one(self), Evicted::One);
+            }
+            self.entries.borrow_mut().insert(key, (stamp, 0));
+            let live = self.entries.borrow().len() as u64;
+            policy.admit(Node { key, stamp }, self.hash(&key), live);
+        }
+
+        fn hit(&self, key: u64) -> bool {
+            match self.entries.borrow_mut().get_mut(&key) {
+                Some((_, hits)) => {
+                    *hits = (*hits + 1).min(15);
+                    true
+                }
+                None => false,
+            }
+        }
+
+        /// Requests `key`: a hit, or a miss that stores it.
+        fn request(&self, policy: &mut Policy<u64>, key: u64) -> bool {
+            let hit = self.hit(key);
+            if !hit {
+                self.store(policy, key);
+            }
+            hit
+        }
+    }
+
+    impl Residents<u64> for Fake {
+        fn take_hits(&self, node: &Node<u64>) -> Option<u32> {
+            self.looks.set(self.looks.get() + 1);
+            let mut entries = self.entries.borrow_mut();
+            let (stamp, hits) = entries.get_mut(&node.key)?;
+            (*stamp == node.stamp).then(|| std::mem::take(hits))
+        }
+
+        fn evict(&self, node: &Node<u64>) -> bool {
+            let mut entries = self.entries.borrow_mut();
+            if entries
+                .get(&node.key)
+                .is_some_and(|(s, _)| *s == node.stamp)
+            {
+                entries.remove(&node.key);
+                self.evicted.borrow_mut().push(node.key);
+                return true;
+            }
+            false
+        }
+
+        fn is_live(&self, node: &Node<u64>) -> bool {
+            (self.entries.borrow().get(&node.key)).is_some_and(|(s, _)| *s == node.stamp)
+        }
+
+        fn hash(&self, key: &u64) -> u64 {
+            key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        }
+    }
+
+    #[test]
+    fn every_eviction_takes_one_live_entry_and_never_the_one_being_stored() {
+        let fake = Fake::default();
+        let mut policy = Policy::new(10);
+        for key in 0..1_000 {
+            fake.request(&mut policy, key % 37);
+            fake.request(&mut policy, key);
+            assert!(fake.entries.borrow().len() <= 10);
+            assert!(
+                fake.entries.borrow().contains_key(&key),
+                "key {key} was stored"
+            );
+        }
+        // Every eviction removed a live entry, one per call.
+        let evicted = fake.evicted.borrow().len();
+        let stored = fake.entries.borrow().len();
+        assert!(evicted > 900 && evicted + stored <= 2_000);
+    }
+
+    #[test]
+    fn a_hot_working_set_costs_a_bounded_look_per_insertion() {
+        let fake = Fake::default();
+        let capacity = 5_000;
+        let mut policy = Policy::new(capacity);
+        for key in 0..capacity {
+            fake.store(&mut policy, key);
+        }
+        for round in 0..3 {
+            // Every entry read since the policy last looked at it.
+            for key in 0..capacity {
+                fake.hit(key);
+            }
+            fake.looks.set(0);
+            fake.store(&mut policy, 1_000_000 + round);
+            let looks = fake.looks.get();
+            assert!(
+                looks <= 4 * SECOND_CHANCES,
+                "{looks} looks for one insertion"
+            );
+            assert_eq!(fake.entries.borrow().len() as u64, capacity);
+        }
+    }
+
+    #[test]
+    fn frequently_read_keys_survive_a_scan() {
+        let fake = Fake::default();
+        let mut policy = Policy::new(100);
+        for _ in 0..10 {
+            for key in 0..80 {
+                fake.request(&mut policy, key);
+            }
+        }
+        let hits_during_scan: usize = (0..3)
+            .map(|_| {
+                // A scan of keys read once, then the hot set again.
+                for key in 10_000..10_500 {
+                    fake.request(&mut policy, key);
+                }
+                (0..80)
+                    .filter(|&key| fake.request(&mut policy, key))
+                    .count()
+            })
+            .sum();
+        assert!(hits_during_scan >= 3 * 75, "{hits_during_scan} hits of 240");
+    }
+
+    #[test]
+    fn stale_nodes_are_skipped_and_tidied() {
+        let fake = Fake::default();
+        let mut policy = Policy::new(50);
+        for key in 0..50 {
+            fake.store(&mut policy, key);
+        }
+        // Invalidate everything behind the policy's back, then refill: no stale node is
+        // ever evicted, and the nodes stay within twice the live entries (plus slack).
+        fake.entries.borrow_mut().clear();
+        for key in 100..10_000 {
+            fake.store(&mut policy, key);
+            if key % 3 == 0 {
+                fake.entries.borrow_mut().remove(&(key - 1));
+            }
+            let live = fake.entries.borrow().len() as u64;
+            policy.tidy(live, &fake);
+            assert!(
+                policy.nodes() as u64 <= 2 * 50 + 64 + 8,
+                "{} nodes",
+                policy.nodes()
+            );
+        }
+        assert!(fake.evicted.borrow().iter().all(|&key| key >= 100));
+    }
+
+    #[test]
+    fn the_window_grows_for_a_recency_workload() {
+        let fake = Fake::default();
+        let mut policy = Policy::new(100);
+        let start = policy.window_target();
+        let (mut hits, mut requests) = (0, 0);
+        // A working set of 200 keys (twice the capacity) that shifts by one key every ten
+        // requests: old keys never come back, recent ones do.
+        let mut random = 1_u64;
+        for i in 0..60_000_u64 {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            let key = i / 10 + random % 200;
+            hits += u64::from(fake.request(&mut policy, key));
+            requests += 1;
+            if policy.sample_due() {
+                policy.climb(hits, requests);
+            }
+        }
+        assert!(
+            policy.window_target() > start + 20,
+            "window {}",
+            policy.window_target()
+        );
+    }
+
+    #[test]
+    fn the_climber_turns_around_when_the_hit_rate_drops_and_restarts_on_a_shift() {
+        let mut climber = Climber::new(1_000);
+        let sample = climber.sample;
+        assert_eq!(
+            climber.sample(0, sample - 1),
+            None,
+            "the sample is not complete"
+        );
+        let first = climber.sample(500, sample).unwrap();
+        assert_eq!(first, 62, "a first step of 6.25%");
+        let better = climber.sample(500 + 510, 2 * sample).unwrap();
+        assert!(better > 0 && better <= first);
+        let worse = climber.sample(1_010 + 505, 3 * sample).unwrap();
+        assert!(worse < 0, "turned around: {worse}");
+        let shifted = climber.sample(1_515 + 100, 4 * sample).unwrap();
+        assert!(shifted > 0, "turned around again: {shifted}");
+        let next = climber.sample(1_615 + 100, 5 * sample).unwrap();
+        assert_eq!(next, 62, "the big change restarted the step");
+        assert_eq!(
+            climber.sample(0, 0),
+            None,
+            "reset counters start a new sample"
+        );
+    }
+
+    #[test]
+    fn sketch_counts_ages_and_keeps_counts_when_it_grows() {
+        let mut sketch = Sketch::new();
+        let (a, b) = (0x1234_5678_9ABC_DEF0_u64, 0x0FED_CBA9_8765_4321_u64);
+        sketch.increment(a, 5);
+        sketch.increment(b, 1);
+        assert_eq!((sketch.estimate(a), sketch.estimate(b)), (5, 1));
+        sketch.increment(a, 40);
+        assert_eq!(sketch.estimate(a), 15, "4-bit counters saturate");
+        sketch.fit(10_000);
+        assert!(sketch.table.len() >= 10_000);
+        assert_eq!((sketch.estimate(a), sketch.estimate(b)), (15, 1), "kept");
+        sketch.halve();
+        assert_eq!((sketch.estimate(a), sketch.estimate(b)), (7, 0));
+    }
+
+    #[test]
+    fn a_capacity_of_one_keeps_the_latest_entry() {
+        let fake = Fake::default();
+        let mut policy = Policy::new(1);
+        for key in 0..100 {
+            fake.request(&mut policy, key);
+            assert_eq!(
+                fake.entries.borrow().keys().copied().collect::<Vec<_>>(),
+                [key]
+            );
+        }
+    }
+}
