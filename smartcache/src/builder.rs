@@ -1,5 +1,6 @@
 //! [`AsyncSmartCacheBuilder`]: the settings of a cache.
 
+use std::any::Any;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -46,7 +47,11 @@ pub struct AsyncSmartCacheBuilder<K, V, E> {
     /// The shared tier to put the cache on (`shared`).
     #[cfg(feature = "redis")]
     shared: Option<crate::redis::shared::HookMaker<K, V, E>>,
-    listener: Option<Listener<K>>,
+    /// A `Listener<K>`, type-erased.
+    // NOTE: held as `dyn Any` so that the builder's fields do not mention `K` beyond the
+    // phantom: a field of a type over `K` changes which bound failures the compiler reports
+    // for a bad key type in `#[smart_cached]` code (the ui tests pin those diagnostics).
+    listener: Option<Box<dyn Any + Send + Sync>>,
     /// Formats keys for `tracing` events, once `trace_keys` asked for it.
     #[cfg(feature = "tracing")]
     trace_key: Option<fn(&K) -> String>,
@@ -254,7 +259,8 @@ where
         mut self,
         listener: impl Fn(K, RemovalCause) + Send + Sync + 'static,
     ) -> Self {
-        self.listener = Some(Arc::new(listener));
+        let listener: Listener<K> = Arc::new(listener);
+        self.listener = Some(Box::new(listener));
         self
     }
 
@@ -315,7 +321,10 @@ where
         let tracer = Tracer::new(name.clone(), self.trace_key);
         #[cfg(not(feature = "tracing"))]
         let tracer = Tracer::new();
-        let store = Store::new(self.limits, stats).with_listener(self.listener);
+        let listener = (self.listener)
+            .and_then(|any| any.downcast::<Listener<K>>().ok())
+            .map(|listener| *listener);
+        let store = Store::new(self.limits, stats).with_listener(listener);
         let cache = AsyncSmartCache::from_parts(
             store,
             name.clone(),
