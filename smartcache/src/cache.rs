@@ -160,8 +160,10 @@ where
         name: &str,
         limits: crate::redis::shared::Limits,
     ) {
-        let hook = maker(Arc::downgrade(&self.inner), name, limits);
+        let (hook, tier) = maker(Arc::downgrade(&self.inner), name, limits);
         let _ = self.inner.shared.set(hook); // built once: the slot is empty
+        let degraded = Box::new(move || tier.stats().degraded);
+        let _ = self.inner.store.stats.shared.degraded.set(degraded);
     }
 
     pub(crate) fn from_parts(

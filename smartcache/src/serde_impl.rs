@@ -35,13 +35,14 @@ impl Serialize for CacheStats {
 
 impl Serialize for SharedStats {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut out = serializer.serialize_struct("SharedStats", 6)?;
+        let mut out = serializer.serialize_struct("SharedStats", 7)?;
         out.serialize_field("hits", &self.hits)?;
         out.serialize_field("misses", &self.misses)?;
         out.serialize_field("lease_waits", &self.lease_waits)?;
         out.serialize_field("lease_timeouts", &self.lease_timeouts)?;
         out.serialize_field("redis_errors", &self.redis_errors)?;
         out.serialize_field("local_only", &self.local_only)?;
+        out.serialize_field("degraded_secs", &self.degraded.as_secs_f64())?;
         out.end()
     }
 }

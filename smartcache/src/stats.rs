@@ -91,6 +91,9 @@ pub struct SharedStats {
     /// Flights that ran local-only because Redis could not be asked (down, slow, or the
     /// breaker open).
     pub local_only: u64,
+    /// Time the cache's tier has spent degraded (its breaker open), shared by every cache
+    /// on the tier.
+    pub degraded: std::time::Duration,
 }
 
 impl CacheStats {
@@ -204,8 +207,10 @@ pub(crate) struct StatsCore {
 }
 
 /// The live form of [`SharedStats`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct SharedCounters {
+    /// How long the tier has been degraded (set when the cache goes on a tier).
+    pub(crate) degraded: std::sync::OnceLock<Box<dyn Fn() -> Duration + Send + Sync>>,
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) lease_waits: AtomicU64,
@@ -214,9 +219,19 @@ pub(crate) struct SharedCounters {
     pub(crate) local_only: AtomicU64,
 }
 
+impl std::fmt::Debug for SharedCounters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedCounters").finish_non_exhaustive()
+    }
+}
+
 impl SharedCounters {
     fn snapshot(&self) -> SharedStats {
         SharedStats {
+            degraded: self
+                .degraded
+                .get()
+                .map_or(Duration::ZERO, |degraded| degraded()),
             hits: self.hits.load(Relaxed),
             misses: self.misses.load(Relaxed),
             lease_waits: self.lease_waits.load(Relaxed),

@@ -204,6 +204,102 @@ fn with_redis_gone_every_process_computes_on_its_own() {
     assert_eq!(answers(&stdout), vec!["local-only"]);
 }
 
+#[test]
+fn an_invalidation_in_one_process_reaches_the_copies_of_the_others() {
+    let server = Server::start();
+    let exe = std::env::current_exe().expect("the test binary");
+    let workers: Vec<_> = (0..PROCESSES)
+        .map(|_| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "fleet_worker",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ])
+                .env(WORKER, format!("{}|invalidate", server.url()))
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("a worker process")
+        })
+        .collect();
+    // Every worker holds a local copy of key 1; then this process invalidates it.
+    let mut fetched = false;
+    for _ in 0..1_000 {
+        if counter(&server, "fleet:fetched") == i64::try_from(PROCESSES).unwrap() {
+            fetched = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(fetched, "the workers fetched the key");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let tier = RedisTier::connect(&server.url()).await.unwrap();
+        let cache: Cache = AsyncSmartCache::builder()
+            .name("fleet-invalidate")
+            .shared(tier)
+            .build();
+        cache.invalidate(&1);
+        // The fan-out runs in a task of this runtime: give it the time to send.
+        for _ in 0..500 {
+            if counter(&server, "fleet:dropped") == i64::try_from(PROCESSES).unwrap() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    for worker in workers {
+        let output = worker.wait_with_output().expect("the worker ends");
+        assert!(output.status.success(), "a worker failed");
+        assert_eq!(
+            answers(&String::from_utf8_lossy(&output.stdout)),
+            vec!["dropped"]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_entry_is_a_miss_and_is_overwritten() {
+    let server = Server::start();
+    let (a, b) = two_processes(&server, "garbled").await;
+    let first = a
+        .get_or_compute_shared(1, || async { Ok("first".to_owned()) })
+        .await;
+    assert_eq!(first.unwrap(), "first");
+    // Something else wrote over the entry: bytes no envelope decodes from.
+    let mut redis = connection(&server);
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
+        .arg("sc:garbled:*:k:*")
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    let () = redis::cmd("HSET")
+        .arg(&keys[0])
+        .arg("e")
+        .arg(b"\xc1 not an envelope")
+        .query(&mut redis)
+        .unwrap();
+    let again = b
+        .get_or_compute_shared(1, || async { Ok("recomputed".to_owned()) })
+        .await;
+    assert_eq!(
+        again.unwrap(),
+        "recomputed",
+        "a miss, not a panic or an error"
+    );
+    let stored: Vec<u8> = redis::cmd("HGET")
+        .arg(&keys[0])
+        .arg("e")
+        .query(&mut redis)
+        .unwrap();
+    assert_ne!(
+        stored, b"\xc1 not an envelope",
+        "overwritten by the recomputation"
+    );
+}
+
 /// The worker side: does nothing unless started by one of the tests above.
 #[test]
 fn fleet_worker() {
@@ -255,6 +351,39 @@ async fn worker(url: String, scenario: String) {
                 std::future::pending::<Result<String, String>>().await
             })
             .await;
+        return;
+    }
+    if scenario == "invalidate" {
+        // Fetches key 1 (a local copy), says so, and waits until the copy goes.
+        let tier = RedisTier::connect(&url).await.expect("redis is up");
+        let cache: Cache = AsyncSmartCache::builder()
+            .name("fleet-invalidate")
+            .shared(tier)
+            .build();
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+        let value = cache
+            .get_or_compute_shared(1, || async { Ok("v".to_owned()) })
+            .await;
+        assert_eq!(value.unwrap(), "v");
+        let _: i64 = redis::cmd("INCR")
+            .arg("fleet:fetched")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        for _ in 0..1_000 {
+            if cache.get(&1).is_none() {
+                let _: i64 = redis::cmd("INCR")
+                    .arg("fleet:dropped")
+                    .query_async(&mut redis)
+                    .await
+                    .unwrap();
+                println!("answer: dropped");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        println!("answer: still there");
         return;
     }
     let tier = RedisTier::connect(&url).await.expect("redis is up");
@@ -527,6 +656,20 @@ async fn a_paused_or_shut_down_redis_never_fails_or_hangs_a_call() {
         assert_eq!(answer.unwrap(), format!("local {key}"));
     }
     assert!(tier.is_degraded(), "the breaker opened: {:?}", tier.stats());
+    // The cache's statistics show the tier's degraded time (counted in milliseconds).
+    let mut shown = false;
+    for _ in 0..200 {
+        if cache.stats().shared.degraded > Duration::ZERO {
+            shown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        shown,
+        "the cache's stats show it: {:?}",
+        cache.stats().shared
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

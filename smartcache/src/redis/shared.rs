@@ -77,9 +77,12 @@ pub(crate) async fn through_fleet<K, V, E>(
     }
 }
 
-/// Makes a cache's hook once the cache exists (its local copies are what events remove).
-pub(crate) type HookMaker<K, V, E> =
-    Box<dyn FnOnce(Weak<Inner<K, V, E>>, &str, Limits) -> Arc<dyn SharedHook<K, V, E>> + Send>;
+/// Makes a cache's hook once the cache exists (its local copies are what events remove);
+/// with the tier, whose degraded time the cache's statistics show.
+pub(crate) type HookMaker<K, V, E> = Box<
+    dyn FnOnce(Weak<Inner<K, V, E>>, &str, Limits) -> (Arc<dyn SharedHook<K, V, E>>, RedisTier)
+        + Send,
+>;
 
 /// What a shared entry keeps of the cache's settings.
 #[derive(Debug, Clone, Copy)]
@@ -131,7 +134,8 @@ where
     E: Send + Sync + 'static,
 {
     Box::new(move |cache, name, limits| {
-        Arc::new_cyclic(|me: &Weak<Shared<K, V, E>>| {
+        let handle = tier.clone();
+        let hook = Arc::new_cyclic(|me: &Weak<Shared<K, V, E>>| {
             let me = me.clone();
             let listener: Arc<Listener> = Arc::new(move |event: &Event| {
                 if let Some(shared) = me.upgrade() {
@@ -149,7 +153,8 @@ where
                 listener,
                 _types: std::marker::PhantomData,
             }
-        }) as Arc<dyn SharedHook<K, V, E>>
+        });
+        (hook as Arc<dyn SharedHook<K, V, E>>, handle)
     })
 }
 
