@@ -13,7 +13,7 @@ use dashmap::mapref::entry::Entry as MapEntry;
 
 use crate::builder::AsyncSmartCacheBuilder;
 use crate::engine::{Computation, Inner};
-use crate::flight::{FleetNote, SharedComputation};
+use crate::flight::{Building, SharedComputation};
 use crate::key::BorrowedKey;
 use crate::stats::Request;
 use crate::store::Store;
@@ -566,18 +566,17 @@ where
         if let Some(shared) = self.inner.shared.get() {
             // On the shared tier: the fleet's entry, or the computation under the key's lease.
             let (hook, fleet_key) = (&**shared, key.clone());
-            let wrapped = move |note: &FleetNote| {
-                let note = Arc::clone(note);
-                async move {
-                    crate::redis::shared::through_fleet(hook, fleet_key, compute(), &note).await
-                }
+            let wrapped = move |flight: &Building<V, E>| {
+                let note = crate::redis::shared::fleet_note(flight);
+                crate::redis::shared::through_fleet(hook, fleet_key, compute(), note)
             };
             let computation =
-                Computation::<_, fn(&FleetNote) -> SharedComputation<V, E>>::Local(wrapped);
+                Computation::<_, fn(&Building<V, E>) -> SharedComputation<V, E>>::Local(wrapped);
             return self.inner.get_or_compute_slow(key, computation).await;
         }
-        let local = |_: &FleetNote| compute();
-        let computation = Computation::<_, fn(&FleetNote) -> SharedComputation<V, E>>::Local(local);
+        let local = |_: &Building<V, E>| compute();
+        let computation =
+            Computation::<_, fn(&Building<V, E>) -> SharedComputation<V, E>>::Local(local);
         self.inner.get_or_compute_slow(key, computation).await
     }
 
@@ -591,17 +590,17 @@ where
         if let Some(shared) = self.inner.shared.get() {
             // On the shared tier: the fleet's entry, or the computation under the key's lease.
             let (hook, fleet_key) = (Arc::clone(shared), key.clone());
-            let boxed = move |note: &FleetNote| -> SharedComputation<V, E> {
-                let (note, computation) = (Arc::clone(note), compute());
+            let boxed = move |flight: &Building<V, E>| -> SharedComputation<V, E> {
+                let (note, computation) = (crate::redis::shared::fleet_note(flight), compute());
                 Box::pin(async move {
-                    crate::redis::shared::through_fleet(&*hook, fleet_key, computation, &note).await
+                    crate::redis::shared::through_fleet(&*hook, fleet_key, computation, note).await
                 })
             };
-            let computation = Computation::<fn(&FleetNote) -> Fut, _>::Shared(boxed);
+            let computation = Computation::<fn(&Building<V, E>) -> Fut, _>::Shared(boxed);
             return self.inner.get_or_compute_slow(key, computation).await;
         }
-        let boxed = |_: &FleetNote| -> SharedComputation<V, E> { Box::pin(compute()) };
-        let computation = Computation::<fn(&FleetNote) -> Fut, _>::Shared(boxed);
+        let boxed = |_: &Building<V, E>| -> SharedComputation<V, E> { Box::pin(compute()) };
+        let computation = Computation::<fn(&Building<V, E>) -> Fut, _>::Shared(boxed);
         self.inner.get_or_compute_slow(key, computation).await
     }
 

@@ -37,7 +37,7 @@ use dashmap::mapref::entry::Entry as MapEntry;
 use crate::CacheError;
 use crate::clock::nanos;
 use crate::flight::{
-    Computing, FleetNote, Flight, Leaving, Outcome, SharedComputation, Turn, panic_message,
+    Building, Computing, Flight, Leaving, Outcome, SharedComputation, Turn, panic_message,
 };
 use crate::reentry::{self, NodeRef};
 use crate::sched::{self, Spawner};
@@ -119,9 +119,9 @@ where
         computation: Computation<F, S>,
     ) -> Result<V, CacheError<E>>
     where
-        F: FnOnce(&FleetNote) -> Fut,
+        F: FnOnce(&Building<V, E>) -> Fut,
         Fut: Future<Output = Result<V, E>>,
-        S: FnOnce(&FleetNote) -> SharedComputation<V, E>,
+        S: FnOnce(&Building<V, E>) -> SharedComputation<V, E>,
     {
         // One clock reading serves the whole look-up: sweep, expiry, retry window, start.
         let now = self.store.clock.now();
@@ -654,24 +654,24 @@ where
         computation: Computation<F, S>,
     ) -> Option<Result<V, CacheError<E>>>
     where
-        F: FnOnce(&FleetNote) -> Fut,
+        F: FnOnce(&Building<V, E>) -> Fut,
         Fut: Future<Output = Result<V, E>>,
-        S: FnOnce(&FleetNote) -> SharedComputation<V, E>,
+        S: FnOnce(&Building<V, E>) -> SharedComputation<V, E>,
     {
         // Building the computation runs user code: it counts as computing for the flight.
         let node = &self.node;
         match computation {
             Computation::Local(compute) => {
-                let fleet_note = &self.flight.fleet;
-                let build = || compute(fleet_note);
+                let flight = &self.flight;
+                let build = || compute(flight);
                 match reentry::within(node, || catch_unwind(AssertUnwindSafe(build))) {
                     Ok(future) => Some(self.drive_local(future).await),
                     Err(payload) => Some(self.end(Err(panic_message(payload.as_ref())))),
                 }
             }
             Computation::Shared(compute) => {
-                let fleet_note = &self.flight.fleet;
-                let build = || compute(fleet_note);
+                let flight = &self.flight;
+                let build = || compute(flight);
                 match reentry::within(node, || catch_unwind(AssertUnwindSafe(build))) {
                     Ok(future) => self.drive_shared(future).await,
                     Err(payload) => Some(self.end(Err(panic_message(payload.as_ref())))),

@@ -54,9 +54,9 @@ pub(crate) enum Outcome<V, E> {
     Panicked(String),
 }
 
-/// Where a flight's shared-tier computation notes that its failure came from the fleet, and
-/// how long it stays cached there (see `redis::shared`).
-pub(crate) type FleetNote = Arc<OnceLock<Duration>>;
+/// A flight as its computation is built (see `engine`'s `Computation`): a shared-tier
+/// computation notes there that its failure came from the fleet (`Flight::fleet`).
+pub(crate) type Building<V, E> = Arc<Flight<V, E>>;
 
 impl<V: Clone, E> Outcome<V, E> {
     /// The answer for one participant of the flight.
@@ -89,8 +89,9 @@ pub(crate) struct Flight<V, E> {
     task: OnceLock<tokio::task::AbortHandle>,
     /// Wakes the flight's task when its last caller leaves (see `engine::spawn`).
     task_waker: Mutex<Option<Waker>>,
-    /// Set by a shared-tier computation whose failure came from the fleet.
-    pub(crate) fleet: FleetNote,
+    /// Set by a shared-tier computation whose failure came from the fleet: how long it stays
+    /// cached there (see `redis::shared`).
+    pub(crate) fleet: OnceLock<Duration>,
 }
 
 impl<V, E> std::fmt::Debug for Flight<V, E> {
@@ -166,7 +167,7 @@ impl<V, E> Flight<V, E> {
             edges: Edges::default(),
             task: OnceLock::new(),
             task_waker: Mutex::new(None),
-            fleet: FleetNote::default(),
+            fleet: OnceLock::new(),
         }
     }
 

@@ -93,7 +93,7 @@ pub struct SharedStats {
     pub local_only: u64,
     /// Time the cache's tier has spent degraded (its breaker open), shared by every cache
     /// on the tier.
-    pub degraded: std::time::Duration,
+    pub degraded: Duration,
 }
 
 impl CacheStats {
@@ -219,7 +219,7 @@ pub(crate) struct SharedCounters {
     pub(crate) local_only: AtomicU64,
 }
 
-impl std::fmt::Debug for SharedCounters {
+impl fmt::Debug for SharedCounters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedCounters").finish_non_exhaustive()
     }

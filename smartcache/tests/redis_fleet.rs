@@ -329,62 +329,10 @@ async fn worker(url: String, scenario: String) {
         println!("answer: {answer}");
         return;
     }
-    if scenario == "hold" {
-        // Takes the lease and computes for ever, until the test kills the process.
-        let client = redis::Client::open(url.as_str()).unwrap();
-        let config = TierConfig::default().with_lease(Duration::from_secs(1));
-        let tier = RedisTier::from_client(client.clone(), config)
-            .await
-            .unwrap();
-        let cache: Cache = AsyncSmartCache::builder()
-            .name("fleet-hold")
-            .shared(tier)
-            .build();
-        let _ = cache
-            .get_or_compute_shared(1, move || async move {
-                let mut redis = client.get_multiplexed_async_connection().await.unwrap();
-                let _: i64 = redis::cmd("INCR")
-                    .arg("fleet:computations")
-                    .query_async(&mut redis)
-                    .await
-                    .unwrap();
-                std::future::pending::<Result<String, String>>().await
-            })
-            .await;
-        return;
-    }
-    if scenario == "invalidate" {
-        // Fetches key 1 (a local copy), says so, and waits until the copy goes.
-        let tier = RedisTier::connect(&url).await.expect("redis is up");
-        let cache: Cache = AsyncSmartCache::builder()
-            .name("fleet-invalidate")
-            .shared(tier)
-            .build();
-        let client = redis::Client::open(url.as_str()).unwrap();
-        let mut redis = client.get_multiplexed_async_connection().await.unwrap();
-        let value = cache
-            .get_or_compute_shared(1, || async { Ok("v".to_owned()) })
-            .await;
-        assert_eq!(value.unwrap(), "v");
-        let _: i64 = redis::cmd("INCR")
-            .arg("fleet:fetched")
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        for _ in 0..1_000 {
-            if cache.get(&1).is_none() {
-                let _: i64 = redis::cmd("INCR")
-                    .arg("fleet:dropped")
-                    .query_async(&mut redis)
-                    .await
-                    .unwrap();
-                println!("answer: dropped");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        println!("answer: still there");
-        return;
+    match scenario.as_str() {
+        "hold" => return hold(&url).await,
+        "invalidate" => return await_invalidation(&url).await,
+        _ => {}
     }
     let tier = RedisTier::connect(&url).await.expect("redis is up");
     let retry = if scenario == "retry" { 2 } else { 60 };
@@ -444,6 +392,65 @@ async fn worker(url: String, scenario: String) {
         }
         other => panic!("unknown scenario {other}"),
     }
+}
+
+/// Takes the lease and computes for ever, until the test kills the process.
+async fn hold(url: &str) {
+    // Takes the lease and computes for ever, until the test kills the process.
+    let client = redis::Client::open(url).unwrap();
+    let config = TierConfig::default().with_lease(Duration::from_secs(1));
+    let tier = RedisTier::from_client(client.clone(), config)
+        .await
+        .unwrap();
+    let cache: Cache = AsyncSmartCache::builder()
+        .name("fleet-hold")
+        .shared(tier)
+        .build();
+    let _ = cache
+        .get_or_compute_shared(1, move || async move {
+            let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+            let _: i64 = redis::cmd("INCR")
+                .arg("fleet:computations")
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            std::future::pending::<Result<String, String>>().await
+        })
+        .await;
+}
+
+/// Fetches key 1 (a local copy), says so, and waits until the copy goes.
+async fn await_invalidation(url: &str) {
+    // Fetches key 1 (a local copy), says so, and waits until the copy goes.
+    let tier = RedisTier::connect(url).await.expect("redis is up");
+    let cache: Cache = AsyncSmartCache::builder()
+        .name("fleet-invalidate")
+        .shared(tier)
+        .build();
+    let client = redis::Client::open(url).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let value = cache
+        .get_or_compute_shared(1, || async { Ok("v".to_owned()) })
+        .await;
+    assert_eq!(value.unwrap(), "v");
+    let _: i64 = redis::cmd("INCR")
+        .arg("fleet:fetched")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    for _ in 0..1_000 {
+        if cache.get(&1).is_none() {
+            let _: i64 = redis::cmd("INCR")
+                .arg("fleet:dropped")
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            println!("answer: dropped");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("answer: still there");
 }
 
 /// `TASKS` callers of key 1 at once; the computation (wherever it runs) waits until every

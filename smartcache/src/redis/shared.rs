@@ -20,7 +20,7 @@ use super::envelope::{Body, Decoded, Envelope, fingerprint};
 use super::protocol::Event;
 use super::tier::{Degraded, Found, Listener, Namespace, RedisTier, random_u64};
 use crate::engine::Inner;
-use crate::flight::FleetNote;
+use crate::flight::Flight;
 use crate::stats::SharedCounters;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -53,6 +53,23 @@ pub(crate) enum Begin<V, E> {
     Local,
 }
 
+/// Notes on `flight` (held weakly: a task must not keep its flight alive) that its failure
+/// came from the fleet, cached there for the time given.
+pub(crate) fn fleet_note<V, E>(
+    flight: &Arc<Flight<V, E>>,
+) -> impl FnOnce(Duration) + Send + use<V, E>
+where
+    V: Send + Sync,
+    E: Send + Sync,
+{
+    let flight = Arc::downgrade(flight);
+    move |left| {
+        if let Some(flight) = flight.upgrade() {
+            let _ = flight.fleet.set(left); // the flight's only computation sets it
+        }
+    }
+}
+
 /// A miss through the fleet: the entry of another process, or `compute` run under the key's
 /// lease and committed for every process. Generic over the computation, so that the
 /// future is `Send` exactly when `compute` is.
@@ -60,12 +77,12 @@ pub(crate) async fn through_fleet<K, V, E>(
     hook: &dyn SharedHook<K, V, E>,
     key: K,
     compute: impl Future<Output = Result<V, E>>,
-    note: &FleetNote,
+    note: impl FnOnce(Duration),
 ) -> Result<V, E> {
     match hook.begin(&key).await {
         Begin::Value(value) => Ok(value),
         Begin::Failure(error, left) => {
-            let _ = note.set(left); // the flight's only computation sets it
+            note(left);
             Err(error)
         }
         Begin::Lead(lease) => {
