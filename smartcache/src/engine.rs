@@ -37,7 +37,7 @@ use dashmap::mapref::entry::Entry as MapEntry;
 use crate::CacheError;
 use crate::clock::nanos;
 use crate::flight::{
-    Building, Computing, Flight, Leaving, Outcome, SharedComputation, Turn, panic_message,
+    Building, Computing, Flight, Leaving, Mark, Outcome, SharedComputation, Turn, panic_message,
 };
 use crate::reentry::{self, NodeRef};
 use crate::sched::{self, Spawner};
@@ -428,7 +428,7 @@ where
             armed: true,
         };
         let computing = Computing {
-            flight: Arc::downgrade(&(Arc::clone(flight) as NodeRef)),
+            flight: Mark::Task(Arc::downgrade(&(Arc::clone(flight) as NodeRef))),
             future: computation,
         };
         let mut grace = self.abandon_after;
@@ -686,7 +686,7 @@ where
     {
         self.role = Role::DrivingLocal;
         let computing = Computing {
-            flight: Arc::downgrade(&self.node),
+            flight: Mark::Caller(&self.node),
             future: std::pin::pin!(future),
         };
         let result = computing.await;
@@ -712,7 +712,7 @@ where
                 return Poll::Ready(Some(Err("shared computation missing".to_owned())));
             };
             let mut computing = Computing {
-                flight: Arc::downgrade(&self.node),
+                flight: Mark::Caller(&self.node),
                 future: future.as_mut(),
             };
             match Pin::new(&mut computing).poll(cx) {

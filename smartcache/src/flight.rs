@@ -38,7 +38,7 @@ use tokio::time::Instant;
 
 use crate::CacheError;
 use crate::clock::lock;
-use crate::reentry::{self, Edges, Node};
+use crate::reentry::{self, Edges, Node, NodeRef};
 
 /// A computation that any participant can poll: owned by the flight, not by a caller.
 pub(crate) type SharedComputation<V, E> = Pin<Box<dyn Future<Output = Result<V, E>> + Send>>;
@@ -404,13 +404,21 @@ impl<V: Send + Sync, E: Send + Sync> Node for Flight<V, E> {
 /// Polls a computation on behalf of `flight`: catches a panic in it (as `Err(message)`),
 /// and marks the thread as computing for `flight` meanwhile, so that a call the computation
 /// makes into any cache can tell whether it would wait for its own flight.
-pub(crate) struct Computing<F> {
-    /// Weak: a flight's task must not keep its flight alive (see `engine::spawn`).
-    pub(crate) flight: Weak<dyn Node>,
+pub(crate) struct Computing<'a, F> {
+    pub(crate) flight: Mark<'a>,
     pub(crate) future: F,
 }
 
-impl<F: Future + Unpin> Future for Computing<F> {
+/// How a computation's poller holds its flight.
+pub(crate) enum Mark<'a> {
+    /// A caller polling it, which holds the flight anyway.
+    Caller(&'a NodeRef),
+    /// A flight's task: weakly, since a task must not keep its flight alive (see
+    /// `engine::spawn`).
+    Task(Weak<dyn Node>),
+}
+
+impl<F: Future + Unpin> Future for Computing<'_, F> {
     type Output = Result<F::Output, String>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -421,10 +429,13 @@ impl<F: Future + Unpin> Future for Computing<F> {
             Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
         };
-        match this.flight.upgrade() {
-            Some(flight) => reentry::within(&flight, poll),
-            // The flight is gone (its task is being aborted): nobody can wait for it.
-            None => poll(),
+        match &this.flight {
+            Mark::Caller(flight) => reentry::within(flight, poll),
+            Mark::Task(flight) => match flight.upgrade() {
+                Some(flight) => reentry::within(&flight, poll),
+                // The flight is gone (its task is being aborted): nobody can wait for it.
+                None => poll(),
+            },
         }
     }
 }
