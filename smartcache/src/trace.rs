@@ -133,3 +133,18 @@ pub(crate) fn no_tier_installed() {
     #[cfg(feature = "tracing")]
     tracing::info!(target: TARGET, "no shared tier installed (smartcache::redis::install): #[smart_cached(shared)] caches run local-only");
 }
+
+/// The shared tier's breaker opened: its caches run local-only for now.
+#[cfg(feature = "redis")]
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+pub(crate) fn tier_degraded(probe_after: Duration) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: TARGET, ?probe_after, "redis is unreachable or slow: shared caches run local-only");
+}
+
+/// The shared tier answered again after faults: its caches share again.
+#[cfg(feature = "redis")]
+pub(crate) fn tier_recovered() {
+    #[cfg(feature = "tracing")]
+    tracing::info!(target: TARGET, "redis answers again: shared caches share again");
+}

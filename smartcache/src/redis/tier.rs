@@ -283,6 +283,7 @@ impl Tier {
         }
         if let Ok(Ok(answer)) = tokio::time::timeout(self.config.command_timeout, command).await {
             if self.breaker.success() {
+                crate::trace::tier_recovered();
                 self.reconnected();
             }
             return Ok(answer);
@@ -291,6 +292,7 @@ impl Tier {
         self.redis_errors.fetch_add(1, Relaxed);
         if self.breaker.fault() {
             self.breaker_opened.fetch_add(1, Relaxed);
+            crate::trace::tier_degraded(self.config.breaker_open_for);
         }
         Err(Degraded::Fault)
     }
