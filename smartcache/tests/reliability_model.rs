@@ -273,9 +273,11 @@ impl Model {
     fn sweep_if_due(&mut self) {
         let mut budget = UPKEEP_STEP;
         if let Some(ttl) = self.ttl {
-            while budget > 0
-                && let Some(&(key, stamp)) = self.value_queue.front()
-                && stamp + ttl <= self.now
+            // `filter` rather than a let chain: the MSRV (1.85) predates let chains.
+            while let Some(&(key, stamp)) = self
+                .value_queue
+                .front()
+                .filter(|&&(_, stamp)| budget > 0 && stamp + ttl <= self.now)
             {
                 self.value_queue.pop_front();
                 budget -= 1;
@@ -286,9 +288,10 @@ impl Model {
                 }
             }
         }
-        while budget > 0
-            && let Some(&(key, stamp)) = self.error_queue.front()
-            && stamp + self.retry <= self.now
+        while let Some(&(key, stamp)) = self
+            .error_queue
+            .front()
+            .filter(|&&(_, stamp)| budget > 0 && stamp + self.retry <= self.now)
         {
             self.error_queue.pop_front();
             budget -= 1;
