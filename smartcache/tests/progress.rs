@@ -222,12 +222,14 @@ impl Drop for SetOnDrop {
     }
 }
 
-#[tokio::test]
-async fn an_abandoned_flight_does_not_keep_a_dropped_cache_alive() {
-    let cache = Arc::new(Cache::builder().name("progress::abandoned").build());
+/// Starts a shared-form computation of key 1 that never ends (it records being dropped),
+/// and cancels its only caller. Returns the drop record.
+async fn cancel_the_only_caller_of_a_never_ending_computation(
+    cache: &Arc<Cache>,
+) -> Arc<AtomicBool> {
     let dropped = Arc::new(AtomicBool::new(false));
     let caller = {
-        let (cache, dropped) = (Arc::clone(&cache), Arc::clone(&dropped));
+        let (cache, dropped) = (Arc::clone(cache), Arc::clone(&dropped));
         tokio::spawn(async move {
             cache
                 .get_or_compute_shared(1, || async move {
@@ -241,6 +243,13 @@ async fn an_abandoned_flight_does_not_keep_a_dropped_cache_alive() {
     until("the computation runs", || cache.stats().in_flight == 1).await;
     caller.abort();
     assert!(caller.await.unwrap_err().is_cancelled());
+    dropped
+}
+
+#[tokio::test]
+async fn an_abandoned_flight_does_not_keep_a_dropped_cache_alive() {
+    let cache = Arc::new(Cache::builder().name("progress::abandoned").build());
+    let dropped = cancel_the_only_caller_of_a_never_ending_computation(&cache).await;
     assert!(!dropped.load(SeqCst), "still running in its task");
     drop(cache);
     assert!(smartcache::registry::find("progress::abandoned").is_none());
@@ -250,22 +259,7 @@ async fn an_abandoned_flight_does_not_keep_a_dropped_cache_alive() {
 #[tokio::test]
 async fn an_invalidated_flight_that_nobody_waits_for_is_stopped() {
     let cache = Arc::new(Cache::new());
-    let dropped = Arc::new(AtomicBool::new(false));
-    let caller = {
-        let (cache, dropped) = (Arc::clone(&cache), Arc::clone(&dropped));
-        tokio::spawn(async move {
-            cache
-                .get_or_compute_shared(1, || async move {
-                    let _guard = SetOnDrop(dropped);
-                    std::future::pending::<()>().await;
-                    Ok(String::new())
-                })
-                .await
-        })
-    };
-    until("the computation runs", || cache.stats().in_flight == 1).await;
-    caller.abort();
-    assert!(caller.await.unwrap_err().is_cancelled());
+    let dropped = cancel_the_only_caller_of_a_never_ending_computation(&cache).await;
     // Detached with nobody waiting: nothing would receive or store its result.
     assert!(cache.invalidate(&1));
     until("the task was stopped", || dropped.load(SeqCst)).await;

@@ -22,20 +22,27 @@ const TASKS: usize = 20;
 
 type Cache = AsyncSmartCache<u64, String, String>;
 
+/// This test binary, to run as the worker of `spec` (`url|scenario`).
+fn worker_command(spec: String) -> Command {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut command = Command::new(exe);
+    command
+        .args([
+            "--exact",
+            "fleet_worker",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(WORKER, spec);
+    command
+}
+
 /// Runs `PROCESSES` workers of `scenario` against `server`; returns each one's output.
 fn run_fleet(server: &Server, scenario: &str) -> Vec<String> {
-    let exe = std::env::current_exe().expect("the test binary");
     let workers: Vec<_> = (0..PROCESSES)
         .map(|_| {
-            Command::new(&exe)
-                .args([
-                    "--exact",
-                    "fleet_worker",
-                    "--nocapture",
-                    "--test-threads",
-                    "1",
-                ])
-                .env(WORKER, format!("{}|{scenario}", server.url()))
+            worker_command(format!("{}|{scenario}", server.url()))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()
@@ -134,16 +141,7 @@ fn after_the_shared_window_exactly_one_process_retries() {
 #[test]
 fn a_lease_holder_killed_mid_computation_delays_the_others_by_the_lease_time_at_most() {
     let server = Server::start();
-    let exe = std::env::current_exe().expect("the test binary");
-    let mut holder = Command::new(exe)
-        .args([
-            "--exact",
-            "fleet_worker",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(WORKER, format!("{}|hold", server.url()))
+    let mut holder = worker_command(format!("{}|hold", server.url()))
         .stdout(Stdio::null())
         .spawn()
         .expect("a worker");
@@ -187,16 +185,7 @@ fn with_redis_gone_every_process_computes_on_its_own() {
     let mut server = Server::start();
     let url = server.url();
     server.stop();
-    let exe = std::env::current_exe().expect("the test binary");
-    let output = Command::new(exe)
-        .args([
-            "--exact",
-            "fleet_worker",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(WORKER, format!("{url}|down"))
+    let output = worker_command(format!("{url}|down"))
         .output()
         .expect("a worker");
     assert!(output.status.success());
@@ -207,18 +196,9 @@ fn with_redis_gone_every_process_computes_on_its_own() {
 #[test]
 fn an_invalidation_in_one_process_reaches_the_copies_of_the_others() {
     let server = Server::start();
-    let exe = std::env::current_exe().expect("the test binary");
     let workers: Vec<_> = (0..PROCESSES)
         .map(|_| {
-            Command::new(&exe)
-                .args([
-                    "--exact",
-                    "fleet_worker",
-                    "--nocapture",
-                    "--test-threads",
-                    "1",
-                ])
-                .env(WORKER, format!("{}|invalidate", server.url()))
+            worker_command(format!("{}|invalidate", server.url()))
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("a worker process")
