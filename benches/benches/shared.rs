@@ -47,6 +47,25 @@ impl Drop for Server {
     }
 }
 
+/// `iters` calls for keys never seen (numbered on from `next_key`), timed.
+fn time_misses(
+    runtime: &tokio::runtime::Runtime,
+    cache: &Cache,
+    next_key: &mut u64,
+    iters: u64,
+) -> Duration {
+    runtime.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            *next_key += 1;
+            let key = *next_key;
+            let answer = cache.get_or_compute_shared(key, move || async move { Ok(key) });
+            black_box(answer.await.ok());
+        }
+        start.elapsed()
+    })
+}
+
 fn benches(c: &mut Criterion) {
     let server = Server::start();
     // Network and timers: the tier's connection runs on this runtime.
@@ -63,44 +82,14 @@ fn benches(c: &mut Criterion) {
     // Misses: a key never seen, each call.
     let local: Cache = AsyncSmartCache::new();
     group.bench_function("local miss", |b| {
-        b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    next_key += 1;
-                    let key = next_key;
-                    black_box(
-                        local
-                            .get_or_compute_shared(key, move || async move { Ok(key) })
-                            .await
-                            .ok(),
-                    );
-                }
-                start.elapsed()
-            })
-        });
+        b.iter_custom(|iters| time_misses(&runtime, &local, &mut next_key, iters));
     });
     let shared: Cache = AsyncSmartCache::builder()
         .name("bench::miss")
         .shared(tier.clone())
         .build();
     group.bench_function("shared miss (lease, compute, commit)", |b| {
-        b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    next_key += 1;
-                    let key = next_key;
-                    black_box(
-                        shared
-                            .get_or_compute_shared(key, move || async move { Ok(key) })
-                            .await
-                            .ok(),
-                    );
-                }
-                start.elapsed()
-            })
-        });
+        b.iter_custom(|iters| time_misses(&runtime, &shared, &mut next_key, iters));
     });
 
     // Hits: one warm key. A shared cache without local room asks Redis every time.
