@@ -11,6 +11,7 @@ use crate::AsyncSmartCache;
 use crate::KeyHasher;
 use crate::listener::{Listener, RemovalCause};
 use crate::registry;
+use crate::resilience::{Hint, RetryAfter};
 use crate::stats::StatsCore;
 use crate::store::{DEFAULT_MAX_CACHED_ERRORS, Limits, Store};
 use crate::trace::Tracer;
@@ -52,6 +53,8 @@ pub struct AsyncSmartCacheBuilder<K, V, E> {
     // phantom: a field of a type over `K` changes which bound failures the compiler reports
     // for a bad key type in `#[smart_cached]` code (the ui tests pin those diagnostics).
     listener: Option<Box<dyn Any + Send + Sync>>,
+    /// How an error says when to retry (`retry_hint`, `honor_retry_after`).
+    hint: Option<Hint<E>>,
     /// Formats keys for `tracing` events, once `trace_keys` asked for it.
     #[cfg(feature = "tracing")]
     trace_key: Option<fn(&K) -> String>,
@@ -72,6 +75,9 @@ where
                 capacity: None,
                 max_errors: DEFAULT_MAX_CACHED_ERRORS,
                 hasher: KeyHasher::Foldhash,
+                max_retry: None,
+                refresh: None,
+                stale: None,
             },
             name: None,
             wait_timeout: None,
@@ -79,6 +85,7 @@ where
             #[cfg(feature = "redis")]
             shared: None,
             listener: None,
+            hint: None,
             #[cfg(feature = "tracing")]
             trace_key: None,
             types: PhantomData,
@@ -107,6 +114,148 @@ where
     /// ```
     pub fn retry_interval(mut self, interval: Duration) -> Self {
         self.limits.retry = interval;
+        self
+    }
+
+    /// The cap on a key's retry interval under backoff: each consecutive failure of a key
+    /// doubles its interval (from [`retry_interval`](Self::retry_interval)) up to `max`,
+    /// each interval jittered by up to ±20% (so processes that failed together do not
+    /// retry together); a success resets it. Default: the retry interval, so intervals
+    /// neither grow nor vary. A value below the retry interval counts as the retry interval.
+    ///
+    /// A cached error's [`retry_in`](crate::CacheError::retry_in) shows the grown interval.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache = AsyncSmartCache::<&str, u32, String>::builder()
+    ///     .retry_interval(Duration::from_secs(10))
+    ///     .max_retry_interval(Duration::from_secs(60))
+    ///     .build();
+    /// let down = || async { Err("down".to_owned()) };
+    /// let _ = cache.get_or_compute("k", down).await; // failure 1: about 10 s
+    /// let first = cache.get_or_compute("k", down).await.unwrap_err().retry_in().unwrap();
+    /// assert!(first >= Duration::from_secs(8) && first <= Duration::from_secs(12));
+    ///
+    /// tokio::time::advance(first).await;
+    /// let _ = cache.get_or_compute("k", down).await; // failure 2: about 20 s
+    /// let second = cache.get_or_compute("k", down).await.unwrap_err().retry_in().unwrap();
+    /// assert!(second >= Duration::from_secs(16) && second <= Duration::from_secs(24));
+    /// # }
+    /// ```
+    pub fn max_retry_interval(mut self, max: Duration) -> Self {
+        self.limits.max_retry = Some(max);
+        self
+    }
+
+    /// How long an error says to wait, read by `hint` from each failure: when it returns a
+    /// duration, that is the failure's retry interval (capped by
+    /// [`max_retry_interval`](Self::max_retry_interval), not jittered) instead of the
+    /// computed one. For error types of other crates; an error type of your own can
+    /// implement [`RetryAfter`] and use [`honor_retry_after`](Self::honor_retry_after).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    /// use std::time::Duration;
+    ///
+    /// // An error that carries a `Retry-After` in seconds.
+    /// let cache = AsyncSmartCache::<&str, u32, (u16, u64)>::builder()
+    ///     .retry_interval(Duration::from_secs(5))
+    ///     .max_retry_interval(Duration::from_secs(120))
+    ///     .retry_hint(|&(status, secs)| (status == 429).then(|| Duration::from_secs(secs)))
+    ///     .build();
+    /// let _ = cache.get_or_compute("k", || async { Err((429, 90)) }).await;
+    /// let cached = cache.get_or_compute("k", || async { Ok(1) }).await.unwrap_err();
+    /// assert_eq!(cached.retry_in(), Some(Duration::from_secs(90)));
+    /// # }
+    /// ```
+    pub fn retry_hint(mut self, hint: fn(&E) -> Option<Duration>) -> Self {
+        self.hint = Some(hint);
+        self
+    }
+
+    /// Reads each failure's own retry hint through [`RetryAfter`]; see
+    /// [`retry_hint`](Self::retry_hint).
+    pub fn honor_retry_after(self) -> Self
+    where
+        E: RetryAfter,
+    {
+        self.retry_hint(E::retry_after)
+    }
+
+    /// Refresh-ahead: a value older than `after` (and still within its
+    /// [time to live](Self::time_to_live)) is answered at once, and one background refresh
+    /// of its key starts (single-flight: further reads meanwhile start nothing). The old value
+    /// stays until the refresh succeeds; a refresh that fails keeps it, and is cached like
+    /// any failure, so no refresh starts again before its retry interval has passed. A
+    /// value's refresh point is pulled forward by up to a fifth of `after`, differently for
+    /// every key and store time, so that keys stored together do not refresh together.
+    ///
+    /// A refresh needs a computation that can run on its own: it is started by
+    /// [`get_or_compute_shared`](AsyncSmartCache::get_or_compute_shared) (and its `_ref`
+    /// and `_served` forms) and `#[smart_cached]` functions, on a tokio runtime, and runs in
+    /// a task. [`get_or_compute`](AsyncSmartCache::get_or_compute), whose computation
+    /// borrows from its caller, answers the old value and starts none. An invalidate, clear or
+    /// prime of the key while it runs keeps its result out. `after` not shorter than the time
+    /// to live never refreshes (the value expires first); `#[smart_cached]` rejects it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache = AsyncSmartCache::<&str, u32>::builder()
+    ///     .time_to_live(Duration::from_secs(600))
+    ///     .refresh_after(Duration::from_secs(60))
+    ///     .build();
+    /// cache.get_or_compute_shared("rate", || async { Ok(1) }).await.unwrap();
+    /// tokio::time::advance(Duration::from_secs(60)).await;
+    /// // Answered at once with the old value; the refresh runs in the background.
+    /// assert_eq!(cache.get_or_compute_shared("rate", || async { Ok(2) }).await.unwrap(), 1);
+    /// tokio::task::yield_now().await;
+    /// assert_eq!(cache.get("rate"), Some(2));
+    /// assert_eq!(cache.stats().refreshes, 1);
+    /// # }
+    /// ```
+    pub fn refresh_after(mut self, after: Duration) -> Self {
+        self.limits.refresh = Some(after);
+        self
+    }
+
+    /// Stale-if-error: when recomputing a value past its [time to live](Self::time_to_live)
+    /// fails, its callers get the last good value instead of the error, for up to `window`
+    /// past its expiry. The failure is still cached (with its retry interval), so the backend
+    /// is not asked again meanwhile, and calls in that time get the stale value too. After
+    /// the window, the error is answered. Expired values are kept for the window (removed
+    /// after it), so this holds entries longer.
+    ///
+    /// [`get_or_compute_served`](AsyncSmartCache::get_or_compute_served) tells a stale
+    /// answer from a fresh one; the other methods answer the value either way. Without a time
+    /// to live values never expire, and this does nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache = AsyncSmartCache::<&str, u32, String>::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .stale_if_error(Duration::from_secs(3600))
+    ///     .build();
+    /// cache.get_or_compute("rate", || async { Ok(1) }).await.unwrap();
+    /// tokio::time::advance(Duration::from_secs(61)).await;
+    /// let down = || async { Err("backend down".to_owned()) };
+    /// let served = cache.get_or_compute_served("rate", down).await.unwrap();
+    /// assert!(served.is_stale());
+    /// assert_eq!(served.into_value(), 1);
+    /// assert_eq!(cache.stats().stale_hits, 1);
+    /// # }
+    /// ```
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.limits.stale = Some(window);
         self
     }
 
@@ -324,7 +473,7 @@ where
         let listener = (self.listener)
             .and_then(|any| any.downcast::<Listener<K>>().ok())
             .map(|listener| *listener);
-        let store = Store::new(self.limits, stats).with_listener(listener);
+        let store = Store::new(self.limits, stats, self.hint).with_listener(listener);
         let cache = AsyncSmartCache::from_parts(
             store,
             name.clone(),
@@ -337,6 +486,7 @@ where
             let limits = crate::redis::shared::Limits {
                 ttl: self.limits.ttl,
                 retry: self.limits.retry,
+                max_retry: self.limits.max_retry,
             };
             match &name {
                 Some(name) => cache.attach_shared(maker, name, limits),

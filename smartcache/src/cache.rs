@@ -12,9 +12,10 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 
 use crate::builder::AsyncSmartCacheBuilder;
-use crate::engine::{Computation, Inner};
+use crate::engine::{Computation, Inner, Mode};
 use crate::flight::{Building, SharedComputation};
 use crate::key::BorrowedKey;
+use crate::resilience::{Absent, Answer, Served};
 use crate::stats::Request;
 use crate::store::Store;
 use crate::trace::Tracer;
@@ -231,12 +232,13 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        if let Some(value) = self.inner.store.fresh_value(&key) {
+        if let Some(hit) = self.inner.store.fresh_value(&key) {
             self.inner.store.stats.record(Request::Hit);
-            return Ok(value);
+            return Ok(hit.value);
         }
         // Boxed: the hit path's future stays small, and the slow path's code stays out of it.
-        Box::pin(self.local_miss(key, compute)).await
+        let answer = Box::pin(self.local_miss(key, compute, Mode::Lookup)).await;
+        answer.map(Served::into_value)
     }
 
     /// Like [`get_or_compute`](Self::get_or_compute), but the computation belongs to the
@@ -276,12 +278,16 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
-        if let Some(value) = self.inner.store.fresh_value(&key) {
+        if let Some(hit) = self.inner.store.fresh_value(&key) {
             self.inner.store.stats.record(Request::Hit);
-            return Ok(value);
+            if hit.refresh_due {
+                self.refresh_ahead(key, compute);
+            }
+            return Ok(hit.value);
         }
         // Boxed, as in `get_or_compute`.
-        Box::pin(self.shared_miss(key, compute)).await
+        let answer = Box::pin(self.shared_miss(key, compute, Mode::Lookup)).await;
+        answer.map(Served::into_value)
     }
 
     /// Like [`get_or_compute`](Self::get_or_compute), looking the key up by a borrowed form
@@ -313,11 +319,12 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        if let Some(value) = self.inner.store.fresh_value_equivalent(key) {
+        if let Some(hit) = self.inner.store.fresh_value_equivalent(key) {
             self.inner.store.stats.record(Request::Hit);
-            return Ok(value);
+            return Ok(hit.value);
         }
-        Box::pin(self.local_miss(key.to_key(), compute)).await
+        let answer = Box::pin(self.local_miss(key.to_key(), compute, Mode::Lookup)).await;
+        answer.map(Served::into_value)
     }
 
     /// Like [`get_or_compute_shared`](Self::get_or_compute_shared), looking the key up by a
@@ -336,11 +343,137 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
-        if let Some(value) = self.inner.store.fresh_value_equivalent(key) {
+        if let Some(hit) = self.inner.store.fresh_value_equivalent(key) {
             self.inner.store.stats.record(Request::Hit);
-            return Ok(value);
+            if hit.refresh_due {
+                self.refresh_ahead(key.to_key(), compute);
+            }
+            return Ok(hit.value);
         }
-        Box::pin(self.shared_miss(key.to_key(), compute)).await
+        let answer = Box::pin(self.shared_miss(key.to_key(), compute, Mode::Lookup)).await;
+        answer.map(Served::into_value)
+    }
+
+    /// Like [`get_or_compute`](Self::get_or_compute), answering how fresh the value is: a
+    /// [`Served::Stale`] value is the last good one, answered because recomputing it failed
+    /// within the builder's [`stale_if_error`](AsyncSmartCacheBuilder::stale_if_error)
+    /// window (the other methods answer it as a plain value).
+    ///
+    /// # Errors
+    ///
+    /// As for [`get_or_compute`](Self::get_or_compute); a failure that a stale value
+    /// stands in for is no error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use smartcache::{AsyncSmartCache, Served};
+    /// use std::time::Duration;
+    ///
+    /// let cache = AsyncSmartCache::<&str, u32, String>::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .stale_if_error(Duration::from_secs(600))
+    ///     .build();
+    /// let fresh = cache.get_or_compute_served("k", || async { Ok(1) }).await.unwrap();
+    /// assert!(matches!(fresh, Served::Fresh(1)));
+    ///
+    /// tokio::time::advance(Duration::from_secs(90)).await;
+    /// let down = || async { Err("down".to_owned()) };
+    /// match cache.get_or_compute_served("k", down).await.unwrap() {
+    ///     Served::Stale { value, error, expired_for } => {
+    ///         assert_eq!((value, error.as_str()), (1, "down"));
+    ///         assert_eq!(expired_for, Duration::from_secs(30));
+    ///     }
+    ///     Served::Fresh(_) => unreachable!("the backend is down"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn get_or_compute_served<F, Fut>(
+        &self,
+        key: K,
+        compute: F,
+    ) -> Result<Served<V, E>, CacheError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        if let Some(hit) = self.inner.store.fresh_value(&key) {
+            self.inner.store.stats.record(Request::Hit);
+            return Ok(Served::Fresh(hit.value));
+        }
+        Box::pin(self.local_miss(key, compute, Mode::Lookup)).await
+    }
+
+    /// Like [`get_or_compute_shared`](Self::get_or_compute_shared) (refresh-ahead included),
+    /// answering how fresh the value is, as
+    /// [`get_or_compute_served`](Self::get_or_compute_served) does.
+    ///
+    /// # Errors
+    ///
+    /// As for [`get_or_compute_served`](Self::get_or_compute_served).
+    pub async fn get_or_compute_shared_served<F, Fut>(
+        &self,
+        key: K,
+        compute: F,
+    ) -> Result<Served<V, E>, CacheError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
+        if let Some(hit) = self.inner.store.fresh_value(&key) {
+            self.inner.store.stats.record(Request::Hit);
+            if hit.refresh_due {
+                self.refresh_ahead(key, compute);
+            }
+            return Ok(Served::Fresh(hit.value));
+        }
+        Box::pin(self.shared_miss(key, compute, Mode::Lookup)).await
+    }
+
+    /// Recomputes `key` now, whatever is stored, and answers the result: joins the key's
+    /// flight if one is in progress (a refresh-ahead, or a miss), or starts one that ignores
+    /// the stored value and a cached error. The stored value stays, and hits keep getting it,
+    /// until the computation succeeds; a failure is cached (with backoff) beside it. As
+    /// with [`get_or_compute_shared`](Self::get_or_compute_shared), the computation runs in
+    /// a task on a tokio runtime, so dropping this call does not cancel it. Counted in
+    /// [`CacheStats::refreshes`] (and as a miss).
+    ///
+    /// # Errors
+    ///
+    /// As for [`get_or_compute`](Self::get_or_compute) (a joined flight may answer a stale
+    /// value as such a call would).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use smartcache::AsyncSmartCache;
+    ///
+    /// let cache: AsyncSmartCache<&str, u32, String> = AsyncSmartCache::new();
+    /// cache.get_or_compute("version", || async { Ok(1) }).await.unwrap();
+    /// assert_eq!(cache.refresh("version", || async { Ok(2) }).await.unwrap(), 2);
+    /// assert_eq!(cache.get("version"), Some(2));
+    ///
+    /// // A failed refresh keeps the value.
+    /// let failed = cache.refresh("version", || async { Err("down".to_owned()) }).await;
+    /// assert!(failed.is_err());
+    /// assert_eq!(cache.get("version"), Some(2));
+    /// # }
+    /// ```
+    pub async fn refresh<F, Fut>(&self, key: K, compute: F) -> Result<V, CacheError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
+        let answer = Box::pin(self.shared_miss(key, compute, Mode::Refresh)).await;
+        answer.map(Served::into_value)
+    }
+
+    /// Starts a refresh-ahead of `key` with `compute` (see the builder's `refresh_after`).
+    fn refresh_ahead<F, Fut>(&self, key: K, compute: F)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
+        let build = self.shared_computation(&key, compute);
+        self.inner.refresh_ahead(key, build);
     }
 
     /// Like [`get_or_compute`](Self::get_or_compute) for a synchronous computation (a
@@ -394,7 +527,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let value = self.inner.store.fresh_value(key);
+        let value = self.inner.store.fresh_value(key).map(|hit| hit.value);
         self.inner.store.stats.record(if value.is_some() {
             Request::Hit
         } else {
@@ -557,7 +690,7 @@ where
     }
 
     /// The miss of the local form: through the fleet for a shared cache, then the flight.
-    async fn local_miss<F, Fut>(&self, key: K, compute: F) -> Result<V, CacheError<E>>
+    async fn local_miss<F, Fut>(&self, key: K, compute: F, mode: Mode) -> Answer<V, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
@@ -572,36 +705,57 @@ where
             };
             let computation =
                 Computation::<_, fn(&Building<V, E>) -> SharedComputation<V, E>>::Local(wrapped);
-            return self.inner.get_or_compute_slow(key, computation).await;
+            return self.inner.get_or_compute_slow(key, computation, mode).await;
         }
         let local = |_: &Building<V, E>| compute();
         let computation =
             Computation::<_, fn(&Building<V, E>) -> SharedComputation<V, E>>::Local(local);
-        self.inner.get_or_compute_slow(key, computation).await
+        self.inner.get_or_compute_slow(key, computation, mode).await
     }
 
-    /// The miss of the shared form: through the fleet for a shared cache, then the flight.
-    async fn shared_miss<F, Fut>(&self, key: K, compute: F) -> Result<V, CacheError<E>>
+    /// The miss of the shared form: the flight, with the computation
+    /// [`shared_computation`](Self::shared_computation) makes.
+    async fn shared_miss<F, Fut>(&self, key: K, compute: F, mode: Mode) -> Answer<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
+        let build = self.shared_computation(&key, compute);
+        let computation = Computation::<fn(&Building<V, E>) -> Fut, _>::Shared(build);
+        self.inner.get_or_compute_slow(key, computation, mode).await
+    }
+
+    /// The boxed computation of the shared form, for a flight of `key`: through the fleet
+    /// for a shared cache (the fleet's entry, or `compute` under the key's lease).
+    #[cfg_attr(not(feature = "redis"), allow(clippy::unused_self))]
+    fn shared_computation<F, Fut>(
+        &self,
+        key: &K,
+        compute: F,
+    ) -> impl FnOnce(&Building<V, E>) -> SharedComputation<V, E> + use<F, Fut, K, V, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
         #[cfg(feature = "redis")]
-        if let Some(shared) = self.inner.shared.get() {
-            // On the shared tier: the fleet's entry, or the computation under the key's lease.
-            let (hook, fleet_key) = (Arc::clone(shared), key.clone());
-            let boxed = move |flight: &Building<V, E>| -> SharedComputation<V, E> {
+        let fleet = self
+            .inner
+            .shared
+            .get()
+            .map(|hook| (Arc::clone(hook), key.clone()));
+        #[cfg(not(feature = "redis"))]
+        let _ = key;
+        move |flight: &Building<V, E>| -> SharedComputation<V, E> {
+            #[cfg(feature = "redis")]
+            if let Some((hook, fleet_key)) = fleet {
                 let (note, computation) = (crate::redis::shared::fleet_note(flight), compute());
-                Box::pin(async move {
+                return Box::pin(async move {
                     crate::redis::shared::through_fleet(&*hook, fleet_key, computation, note).await
-                })
-            };
-            let computation = Computation::<fn(&Building<V, E>) -> Fut, _>::Shared(boxed);
-            return self.inner.get_or_compute_slow(key, computation).await;
+                });
+            }
+            let _ = flight;
+            Box::pin(compute())
         }
-        let boxed = |_: &Building<V, E>| -> SharedComputation<V, E> { Box::pin(compute()) };
-        let computation = Computation::<fn(&Building<V, E>) -> Fut, _>::Shared(boxed);
-        self.inner.get_or_compute_slow(key, computation).await
     }
 
     /// Whether a value, and whether a cached error, is stored for `key` now, fresh or not;
@@ -610,6 +764,51 @@ where
     #[must_use]
     pub fn __stored(&self, key: &K) -> (bool, bool) {
         self.inner.store.holds(key)
+    }
+}
+
+impl<K, V> AsyncSmartCache<K, V, Absent>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// The stored value for `key`, or the result of `compute`, an `Option`: `Some` is
+    /// stored as a value, `None` as the failure [`Absent`] (negative caching), so that until
+    /// the retry interval has passed (growing under backoff) calls for the key answer `None`
+    /// and nothing runs. As [`get_or_compute`](Self::get_or_compute) otherwise.
+    ///
+    /// # Panics
+    ///
+    /// If the computation panicked (the panic is raised again here), or would wait for its
+    /// own key ([`CacheError::Cycle`]): neither can be told apart from a `None` otherwise.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use smartcache::{Absent, AsyncSmartCache};
+    /// use std::time::Duration;
+    ///
+    /// let users = AsyncSmartCache::<u64, String, Absent>::builder()
+    ///     .retry_interval(Duration::from_secs(30))
+    ///     .build();
+    /// assert_eq!(users.get_or_compute_option(7, || async { None }).await, None);
+    /// // The `None` is cached: this computation does not run.
+    /// let again = users.get_or_compute_option(7, || async { Some("ada".to_owned()) }).await;
+    /// assert_eq!(again, None);
+    ///
+    /// tokio::time::advance(Duration::from_secs(30)).await;
+    /// let found = users.get_or_compute_option(7, || async { Some("ada".to_owned()) }).await;
+    /// assert_eq!(found.as_deref(), Some("ada"));
+    /// # }
+    /// ```
+    pub async fn get_or_compute_option<F, Fut>(&self, key: K, compute: F) -> Option<V>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Option<V>>,
+    {
+        let answer = self
+            .get_or_compute(key, || async { compute().await.ok_or(Absent) })
+            .await;
+        crate::__private::optional(answer)
     }
 }
 

@@ -40,6 +40,7 @@ use crate::flight::{
     Building, Computing, Flight, Leaving, Mark, Outcome, SharedComputation, Turn, panic_message,
 };
 use crate::reentry::{self, NodeRef};
+use crate::resilience::{Answer, Served};
 use crate::sched::{self, Spawner};
 use crate::stats::Request;
 use crate::store::{Hasher, Lookup, Store};
@@ -73,12 +74,23 @@ pub(crate) enum Computation<F, S> {
     Shared(S),
 }
 
-/// A failure to store: the error, and for one from the fleet its time left there.
-type Failure<E> = (Arc<E>, Option<Duration>);
+/// A failure to store: the error, its retry window (nanoseconds), and the key's count of
+/// consecutive failures with it.
+type Failure<E> = (Arc<E>, u64, u32);
+
+/// What a call asks of the store before it computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Answer from the store if it can (a value, a cached error); compute otherwise.
+    Lookup,
+    /// Compute now, whatever is stored (an explicit refresh): the stored value stays until
+    /// the computation succeeds.
+    Refresh,
+}
 
 /// What the miss path found for a key.
 enum Step<V, E> {
-    Answer(Result<V, CacheError<E>>),
+    Answer(Answer<V, E>),
     Lead(Arc<Flight<V, E>>),
     Join(Arc<Flight<V, E>>),
 }
@@ -112,12 +124,75 @@ where
         self.store.clear();
     }
 
+    /// Refresh-ahead of `key`, whose value a hit found due: starts one background refresh
+    /// with the computation `build` makes, unless the key has a flight already, its last
+    /// failure is still inside its window, or its value no longer needs one (a refresh just
+    /// stored it). Needs a tokio runtime (the refresh runs in a task); does nothing outside
+    /// one. Never waits: the caller answers its hit at once.
+    pub(crate) fn refresh_ahead<S>(self: &Arc<Self>, key: K, build: S)
+    where
+        S: FnOnce(&Building<V, E>) -> SharedComputation<V, E>,
+    {
+        let Some(runtime) = Spawner::current() else {
+            return;
+        };
+        let now = self.store.clock.now();
+        let flight = {
+            // Under the flight shard lock, like every start of a flight: one refresh per key.
+            let slot = self.flights.entry(key.clone());
+            if let MapEntry::Occupied(current) = &slot {
+                if !current.get().is_done() {
+                    return; // a refresh or a miss is computing the key already
+                }
+            }
+            if !self.store.needs_refresh(&key, now) {
+                return;
+            }
+            let Some(failures) = self.store.may_refresh(&key, now) else {
+                return; // the last refresh failed: not before its retry interval passed
+            };
+            let flight = Arc::new(Flight::background(now, failures));
+            let stats = &self.store.stats;
+            slot.insert(Arc::clone(&flight));
+            stats.in_flight.fetch_add(1, Relaxed);
+            stats.record_refresh();
+            self.tracer.refresh_started(&key);
+            flight
+        };
+        // Built outside every lock (user code), counting as computing for the flight.
+        let node = Arc::clone(&flight) as NodeRef;
+        let built = reentry::within(&node, || catch_unwind(AssertUnwindSafe(|| build(&flight))));
+        match built {
+            Ok(computation) => self.spawn(&runtime, key, &flight, computation),
+            Err(payload) => self.complete(&key, &flight, Err(panic_message(payload.as_ref()))),
+        }
+    }
+
     /// The miss path: joins or leads a flight, then waits or drives until it has an answer.
     pub(crate) async fn get_or_compute_slow<F, Fut, S>(
         self: &Arc<Self>,
         key: K,
         computation: Computation<F, S>,
-    ) -> Result<V, CacheError<E>>
+        mode: Mode,
+    ) -> Answer<V, E>
+    where
+        F: FnOnce(&Building<V, E>) -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        S: FnOnce(&Building<V, E>) -> SharedComputation<V, E>,
+    {
+        let answer = self.miss(key, computation, mode).await;
+        if matches!(answer, Ok(Served::Stale { .. })) {
+            self.store.stats.record_stale_hits(1);
+        }
+        answer
+    }
+
+    async fn miss<F, Fut, S>(
+        self: &Arc<Self>,
+        key: K,
+        computation: Computation<F, S>,
+        mode: Mode,
+    ) -> Answer<V, E>
     where
         F: FnOnce(&Building<V, E>) -> Fut,
         Fut: Future<Output = Result<V, E>>,
@@ -129,7 +204,7 @@ where
         // The flight whose computation makes this call, if any: it now waits for this one.
         let parent = reentry::current();
         sched::point();
-        let (flight, leading) = match self.join_or_lead(&key, now, parent.as_ref(), None) {
+        let (flight, leading) = match self.join_or_lead(&key, now, parent.as_ref(), None, mode) {
             Step::Answer(answer) => return answer,
             Step::Lead(flight) => (flight, true),
             Step::Join(flight) => (flight, false),
@@ -180,6 +255,7 @@ where
         now: u64,
         parent: Option<&NodeRef>,
         superseding: Option<&Arc<Flight<V, E>>>,
+        mode: Mode,
     ) -> Step<V, E> {
         let stats = &self.store.stats;
         let count = |request| {
@@ -211,20 +287,44 @@ where
         // (see `Flight::join`), or holds the stuck flight being superseded; it is replaced or
         // dropped here. Looking in the store under the flight shard lock: a flight that
         // finished stored its result before leaving the map, so nothing is missed in between.
-        match self.store.lookup(key, now) {
+        let lookup = match mode {
+            Mode::Lookup => self.store.lookup(key, now),
+            Mode::Refresh => Lookup::Absent {
+                failures: self.store.failures_so_far(key),
+            },
+        };
+        match lookup {
             Lookup::Value(value) => {
                 count(Request::Hit);
                 remove_stale(slot);
-                Step::Answer(Ok(value))
+                Step::Answer(Ok(Served::Fresh(value)))
             }
-            Lookup::Error { error, retry_in } => {
+            Lookup::Error {
+                error,
+                retry_in,
+                stale,
+            } => {
                 count(Request::CachedError);
                 self.tracer.cached_error(key, retry_in);
                 remove_stale(slot);
-                Step::Answer(Err(CacheError::Cached { error, retry_in }))
+                Step::Answer(match stale {
+                    Some((value, expired_for)) => {
+                        self.tracer.stale(key, expired_for);
+                        Ok(Served::Stale {
+                            value,
+                            error,
+                            expired_for,
+                        })
+                    }
+                    None => Err(CacheError::Cached { error, retry_in }),
+                })
             }
-            Lookup::Absent => {
-                let flight = Arc::new(Flight::new(now));
+            Lookup::Absent { failures } => {
+                let refresh = mode == Mode::Refresh;
+                let flight = Arc::new(Flight::new(now, failures, refresh));
+                if refresh {
+                    stats.record_refresh();
+                }
                 if let Some(parent) = parent {
                     // A new flight waits for nothing yet: this edge cannot close a cycle.
                     parent.edges().add(&(Arc::clone(&flight) as NodeRef));
@@ -241,6 +341,8 @@ where
     /// Ends a flight with its computation's result: stores it if the flight is still the
     /// key's current one, then wakes the waiters.
     fn complete(&self, key: &K, flight: &Arc<Flight<V, E>>, result: Result<Result<V, E>, String>) {
+        let now = self.store.clock.now();
+        let failures = flight.failures.saturating_add(1);
         let outcome = match (result, flight.fleet.get()) {
             (Ok(Ok(value)), _) => Outcome::Value(value),
             (Ok(Err(error)), Some(retry_in)) => Outcome::Cached(Arc::new(error), *retry_in),
@@ -248,33 +350,49 @@ where
             (Err(message), _) => Outcome::Panicked(message),
         };
         // The copies to store, made outside any lock: user `Clone` code does not run under it.
+        // The failure's window too: the user's retry hint runs here, outside every lock. A
+        // failure from the fleet keeps the fleet's time left.
         let record = catch_unwind(AssertUnwindSafe(|| match &outcome {
             Outcome::Value(value) => Some((key.clone(), Ok(value.clone()))),
-            Outcome::Error(error) => Some((key.clone(), Err((Arc::clone(error), None)))),
-            Outcome::Cached(error, retry_in) => {
-                Some((key.clone(), Err((Arc::clone(error), Some(*retry_in)))))
+            Outcome::Error(error) => {
+                let window = self.store.failure_window(key, error, failures, now);
+                Some((key.clone(), Err((Arc::clone(error), window, failures))))
             }
-            Outcome::Panicked(_) => None,
+            Outcome::Cached(error, retry_in) => {
+                let window = nanos(*retry_in);
+                Some((key.clone(), Err((Arc::clone(error), window, failures))))
+            }
+            Outcome::Stale(..) | Outcome::Panicked(_) => None,
         }));
         // A panic in the user's `Clone`: the flight still ends, with that panic as its
         // outcome and nothing stored, so no waiter is left hanging.
-        let (outcome, record) = match record {
+        let (mut outcome, record) = match record {
             Ok(record) => (outcome, record),
             Err(payload) => (Outcome::Panicked(panic_message(payload.as_ref())), None),
         };
         // Leaves the map whatever happens, so no later caller joins a finished flight. Only a
         // panicking `Hash` or `Eq` can unwind out of here, and with such a key every call
         // panics in the map lookup anyway.
-        let now = self.store.clock.now();
         sched::point();
+        let failed = record.as_ref().is_some_and(|(_, result)| result.is_err());
         let stored = catch_unwind(AssertUnwindSafe(|| {
-            self.store_outcome(key, flight, record, now);
+            self.store_outcome(key, flight, record, now)
         }));
         sched::point();
-        let outcome = match stored {
-            Ok(()) => outcome,
-            Err(payload) => Outcome::Panicked(panic_message(payload.as_ref())),
-        };
+        match stored {
+            // Stale-if-error: a failure answered with the last good value.
+            Ok(Some((value, expired_for))) => {
+                if let Outcome::Error(error) | Outcome::Cached(error, _) = &outcome {
+                    self.tracer.stale(key, expired_for);
+                    outcome = Outcome::Stale(Arc::clone(error), value, expired_for);
+                }
+            }
+            Ok(None) => {}
+            Err(payload) => outcome = Outcome::Panicked(panic_message(payload.as_ref())),
+        }
+        if flight.refresh && (failed || matches!(outcome, Outcome::Panicked(_))) {
+            self.store.stats.record_refresh_failure();
+        }
         let (stats, took) = (
             &self.store.stats,
             Duration::from_nanos(now.saturating_sub(flight.started)),
@@ -283,7 +401,7 @@ where
         stats.in_flight.fetch_sub(1, Relaxed);
         let ended = match &outcome {
             Outcome::Value(_) => Ended::Value,
-            Outcome::Error(_) | Outcome::Cached(..) => Ended::Error,
+            Outcome::Error(_) | Outcome::Cached(..) | Outcome::Stale(..) => Ended::Error,
             Outcome::Panicked(message) => Ended::Panic(message),
         };
         self.tracer.ended(key, &ended, took);
@@ -291,14 +409,16 @@ where
     }
 
     /// Removes the flight from the map and, if it was still the key's flight, stores
-    /// `record` (a value or an error; `None` stores nothing) as of `now`.
+    /// `record` (a value or an error; `None` stores nothing) as of `now`. For a failure,
+    /// the key's stale value if stale-if-error serves it (and how long ago it expired).
     fn store_outcome(
         &self,
         key: &K,
         flight: &Arc<Flight<V, E>>,
         mut record: Option<(K, Result<V, Failure<E>>)>,
         now: u64,
-    ) {
+    ) -> Option<(V, Duration)> {
+        let mut stale = None;
         // INVARIANT (no stale resurrection): store only while this flight is still the key's
         // flight, under the shard lock that invalidate, clear and prime take to detach it.
         self.flights.remove_if(key, |_, current| {
@@ -307,18 +427,17 @@ where
             }
             match record.take() {
                 Some((key, Ok(value))) => self.store.insert_value(key, value, now),
-                // A failure from the fleet, cached there for `retry_in` more: stored as if it
-                // had failed here when it did, so that its window ends with the fleet's.
-                Some((key, Err((error, Some(retry_in))))) => {
-                    let window = self.store.retry_nanos();
-                    let failed_at = now.saturating_sub(window.saturating_sub(nanos(retry_in)));
-                    self.store.insert_failure(key, error, failed_at & !1);
+                Some((key, Err((error, window, failures)))) => {
+                    // Read under the same lock as the failure is stored: the value the next
+                    // callers see beside it.
+                    stale = self.store.stale_value(&key, now);
+                    self.store.insert_failure(key, error, now, window, failures);
                 }
-                Some((key, Err((error, None)))) => self.store.insert_failure(key, error, now),
                 None => {}
             }
             true
         });
+        stale
     }
 
     /// A participant leaves its flight unfinished (it was dropped, or gave up waiting).
@@ -649,10 +768,7 @@ where
 
     /// Starts this caller's own computation and drives it. `None`: it went into a task, and
     /// the caller now waits like the others.
-    async fn run<F, Fut, S>(
-        &mut self,
-        computation: Computation<F, S>,
-    ) -> Option<Result<V, CacheError<E>>>
+    async fn run<F, Fut, S>(&mut self, computation: Computation<F, S>) -> Option<Answer<V, E>>
     where
         F: FnOnce(&Building<V, E>) -> Fut,
         Fut: Future<Output = Result<V, E>>,
@@ -680,7 +796,7 @@ where
         }
     }
 
-    async fn drive_local<Fut>(&mut self, future: Fut) -> Result<V, CacheError<E>>
+    async fn drive_local<Fut>(&mut self, future: Fut) -> Answer<V, E>
     where
         Fut: Future<Output = Result<V, E>>,
     {
@@ -696,10 +812,7 @@ where
     /// Polls the flight's shared computation. On a runtime, a computation still pending
     /// after its first poll moves into a task and this returns `None`; elsewhere this
     /// caller polls it to the end.
-    async fn drive_shared(
-        &mut self,
-        future: SharedComputation<V, E>,
-    ) -> Option<Result<V, CacheError<E>>> {
+    async fn drive_shared(&mut self, future: SharedComputation<V, E>) -> Option<Answer<V, E>> {
         self.role = Role::DrivingShared(Some(future));
         let runtime = Spawner::current();
         // NOTE: the future stays in `self.role` while it is polled, so that if this caller
@@ -736,7 +849,7 @@ where
     }
 
     /// The computation ended: finish the flight and take this caller's answer.
-    fn end(&mut self, result: Result<Result<V, E>, String>) -> Result<V, CacheError<E>> {
+    fn end(&mut self, result: Result<Result<V, E>, String>) -> Answer<V, E> {
         // Drop the future first (outside any lock): it is done, and may hold resources.
         self.role = Role::Done;
         self.cache.complete(&self.key, &self.flight, result);
@@ -747,7 +860,7 @@ where
 
     /// Took over a flight with no computation of its own to run: leaves it (a waiter that
     /// has one takes over next) and answers the loss.
-    fn give_up(&mut self) -> Result<V, CacheError<E>> {
+    fn give_up(&mut self) -> Answer<V, E> {
         self.role = Role::Done;
         self.cache
             .leave(&self.key, &self.flight, Leaving::Driver(None));
@@ -767,7 +880,12 @@ where
             parent.edges().remove(&self.node);
         }
         let now = cache.store.clock.now();
-        let step = cache.join_or_lead(&self.key, now, self.parent.as_ref(), Some(&stuck));
+        let mode = if stuck.refresh {
+            Mode::Refresh
+        } else {
+            Mode::Lookup
+        };
+        let step = cache.join_or_lead(&self.key, now, self.parent.as_ref(), Some(&stuck), mode);
         cache.leave(&self.key, &stuck, Leaving::Waiter);
         cache.tracer.superseded(&self.key);
         self.deadline = None;
@@ -788,7 +906,7 @@ where
 
 /// What a caller does after superseding a stuck flight.
 enum Next<V, E> {
-    Answer(Result<V, CacheError<E>>),
+    Answer(Answer<V, E>),
     /// Run its own computation for the new flight.
     Lead,
     /// Wait for the flight that another caller started meanwhile.

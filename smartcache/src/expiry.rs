@@ -1,9 +1,11 @@
 //! Expiry order: which stored values outlive their time to live, and which cached errors
 //! their retry window, found a few at a time on the write path.
 //!
-//! Every value of a cache has the same time to live, and every error the same retry window,
-//! so storing order *is* expiry order: a FIFO queue of `(key, stamp)` items per kind is the
-//! whole timer. The head is the next to expire; an upkeep step pops heads that are due, at
+//! Every value of a cache has the same time to live, so storing order *is* expiry order: a
+//! FIFO queue of `(key, stamp)` items is the whole timer. Cached errors have windows of
+//! their own (backoff doubles them, an error's hint sets them), so they go in one FIFO lane
+//! per doubling of the window ([`ErrorQueue`]): within a lane, windows differ by at most
+//! two to one, so an error is removed at most one window late, never early. The head is the next to expire; an upkeep step pops heads that are due, at
 //! most [`STEP`] items per call, and removes their entries if the stamp still matches (an
 //! entry replaced or removed since leaves a *stale* item, dropped when it comes up).
 //!
@@ -54,17 +56,17 @@ impl<K> ExpiryQueue<K> {
             .map_or(u64::MAX, |(_, stamp)| stamp.saturating_add(self.period))
     }
 
-    /// Queues an entry stored at `stamp`. With `live` entries of this kind stored, tidies a
-    /// few items if stale ones have piled up; `is_live` tells them apart.
+    /// Queues an entry of `stamp` at time `now`. With `live` entries of this kind stored,
+    /// tidies a few items if stale ones have piled up; `is_live` tells them apart.
     pub(crate) fn push(
         &mut self,
         key: K,
         stamp: u64,
+        now: u64,
         live: u64,
         mut is_live: impl FnMut(&K, u64) -> bool,
     ) {
         self.items.push_back((key, stamp));
-        let now = stamp;
         if self.items.len() as u64 > live.saturating_mul(2).saturating_add(64) {
             for _ in 0..4 {
                 // NOTE: a due head is left for the expiry step: moved to the back, it would
@@ -125,6 +127,101 @@ impl<K> ExpiryQueue<K> {
     }
 }
 
+/// Lanes of [`ErrorQueue`]: windows up to 2^6 times the retry interval have a lane of their
+/// own; longer ones share the last.
+const LANES: usize = 8;
+
+/// The expiry order of cached errors: items are `(key, due)`, in one FIFO lane per doubling
+/// of their window over the retry interval.
+#[derive(Debug)]
+pub(crate) struct ErrorQueue<K> {
+    lanes: [ExpiryQueue<K>; LANES],
+    /// The retry interval, in nanoseconds: lane 0 holds windows up to it.
+    retry: u64,
+}
+
+impl<K> ErrorQueue<K> {
+    pub(crate) fn new(retry: u64) -> Self {
+        Self {
+            lanes: std::array::from_fn(|_| ExpiryQueue::new(0)),
+            retry: retry.max(1),
+        }
+    }
+
+    /// When the first head is due; `u64::MAX` when empty.
+    pub(crate) fn due(&self) -> u64 {
+        self.lanes
+            .iter()
+            .map(ExpiryQueue::due)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lanes.iter().map(ExpiryQueue::len).sum()
+    }
+
+    /// Queues an error due at `due`, cached at `now` (so its window is `due - now`); see
+    /// [`ExpiryQueue::push`].
+    pub(crate) fn push(
+        &mut self,
+        key: K,
+        due: u64,
+        now: u64,
+        live: u64,
+        is_live: impl FnMut(&K, u64) -> bool,
+    ) {
+        let doublings = due.saturating_sub(now) / self.retry;
+        // 0 for windows up to the retry interval, then one lane per doubling.
+        let lane = (u64::BITS - doublings.leading_zeros()) as usize;
+        self.lanes[lane.min(LANES - 1)].push(key, due, now, live, is_live);
+    }
+
+    /// Pops due items at `now` from every lane, at most `budget` in all; see
+    /// [`ExpiryQueue::expire`].
+    pub(crate) fn expire(
+        &mut self,
+        now: u64,
+        budget: u32,
+        mut remove: impl FnMut(&K, u64) -> Popped,
+    ) -> u32 {
+        let mut popped = 0;
+        for lane in &mut self.lanes {
+            popped += lane.expire(now, budget - popped, &mut remove);
+        }
+        popped
+    }
+
+    /// Removes the error due first among the lane heads (to make room under the bound),
+    /// looking at most at `budget` items; see [`ExpiryQueue::remove_oldest`].
+    pub(crate) fn remove_oldest(
+        &mut self,
+        budget: u32,
+        mut remove: impl FnMut(&K, u64) -> Popped,
+    ) -> bool {
+        for _ in 0..budget {
+            let Some(lane) = self
+                .lanes
+                .iter_mut()
+                .filter(|l| l.due() != u64::MAX)
+                .min_by_key(|l| l.due())
+            else {
+                return false;
+            };
+            if lane.remove_oldest(1, &mut remove) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Empties every lane, handing back their items (to be dropped outside the lock).
+    pub(crate) fn take(&mut self) -> Vec<BlockQueue<(K, u64)>> {
+        self.lanes.iter_mut().map(ExpiryQueue::take).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,7 +230,7 @@ mod tests {
     fn pops_only_due_items_in_storing_order_within_the_budget() {
         let mut queue = ExpiryQueue::new(10);
         for (key, stamp) in [(1, 0), (2, 4), (3, 8), (4, 20)] {
-            queue.push(key, stamp, 100, |_, _| true);
+            queue.push(key, stamp, stamp, 100, |_, _| true);
         }
         let mut seen = Vec::new();
         let popped = queue.expire(14, 2, |key, _| {
@@ -160,13 +257,13 @@ mod tests {
         let mut queue = ExpiryQueue::new(1_000_000);
         // One live entry, replaced 200 times: every item but the last is stale.
         for stamp in 0..200 {
-            queue.push(0, stamp * 16, 1, |_, s| s == 199 * 16);
+            queue.push(0, stamp * 16, stamp * 16, 1, |_, s| s == 199 * 16);
         }
         assert!(queue.len() <= 2 + 64 + 4, "{} items kept", queue.len());
         // Due heads are left for the expiry step, not tidied to the back.
         let mut due = ExpiryQueue::new(10);
         for stamp in 0..200 {
-            due.push(0, stamp * 16, 1, |_, _| true);
+            due.push(0, stamp * 16, stamp * 16, 1, |_, _| true);
         }
         assert_eq!(due.len(), 200);
         assert_eq!(due.expire(200 * 16, 1_000, |_, _| Popped::Removed), 200);
@@ -176,7 +273,7 @@ mod tests {
     fn remove_oldest_skips_stale_items() {
         let mut queue = ExpiryQueue::new(10);
         for key in 0..5 {
-            queue.push(key, 0, 100, |_, _| true);
+            queue.push(key, 0, 0, 100, |_, _| true);
         }
         let removed = queue.remove_oldest(8, |key, _| {
             if *key < 3 {
@@ -188,5 +285,32 @@ mod tests {
         assert!(removed);
         assert_eq!(queue.len(), 1);
         assert!(!queue.remove_oldest(8, |_, _| Popped::Stale));
+    }
+
+    #[test]
+    fn errors_expire_by_their_own_window_in_lanes_of_doublings() {
+        let mut queue = ErrorQueue::new(10);
+        // Cached at 0: a long window first, then short ones that must not wait behind it.
+        for (key, due) in [(1, 80), (2, 10), (3, 12), (4, 40)] {
+            queue.push(key, due, 0, 100, |_, _| true);
+        }
+        assert_eq!(queue.due(), 10);
+        let mut seen = Vec::new();
+        queue.expire(12, 64, |key, _| {
+            seen.push(*key);
+            Popped::Removed
+        });
+        assert_eq!(
+            seen,
+            [2, 3],
+            "the short windows, though queued after a long one"
+        );
+        assert_eq!(queue.due(), 40);
+        assert!(queue.remove_oldest(8, |key, _| {
+            seen.push(*key);
+            Popped::Removed
+        }));
+        assert_eq!(seen, [2, 3, 4], "the bound removes the error due first");
+        assert_eq!(queue.len(), 1);
     }
 }

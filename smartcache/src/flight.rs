@@ -39,6 +39,7 @@ use tokio::time::Instant;
 use crate::CacheError;
 use crate::clock::lock;
 use crate::reentry::{self, Edges, Node, NodeRef};
+use crate::resilience::{Answer, Served};
 
 /// A computation that any participant can poll: owned by the flight, not by a caller.
 pub(crate) type SharedComputation<V, E> = Pin<Box<dyn Future<Output = Result<V, E>> + Send>>;
@@ -51,6 +52,9 @@ pub(crate) enum Outcome<V, E> {
     /// A failure that another process computed, still cached on the shared tier for this
     /// long: every caller answers it as a cached error.
     Cached(Arc<E>, Duration),
+    /// A failure, answered with the key's last good value (stale-if-error), which expired
+    /// this long ago.
+    Stale(Arc<E>, V, Duration),
     Panicked(String),
 }
 
@@ -60,9 +64,14 @@ pub(crate) type Building<V, E> = Arc<Flight<V, E>>;
 
 impl<V: Clone, E> Outcome<V, E> {
     /// The answer for one participant of the flight.
-    pub(crate) fn to_answer(&self) -> Result<V, CacheError<E>> {
+    pub(crate) fn to_answer(&self) -> Answer<V, E> {
         match self {
-            Self::Value(value) => Ok(value.clone()),
+            Self::Value(value) => Ok(Served::Fresh(value.clone())),
+            Self::Stale(error, value, expired_for) => Ok(Served::Stale {
+                value: value.clone(),
+                error: Arc::clone(error),
+                expired_for: *expired_for,
+            }),
             Self::Error(error) => Err(CacheError::Failed(Arc::clone(error))),
             Self::Cached(error, retry_in) => Err(CacheError::Cached {
                 error: Arc::clone(error),
@@ -92,6 +101,10 @@ pub(crate) struct Flight<V, E> {
     /// Set by a shared-tier computation whose failure came from the fleet: how long it stays
     /// cached there (see `redis::shared`).
     pub(crate) fleet: OnceLock<Duration>,
+    /// The key's consecutive failures before this computation (for the backoff of a failure).
+    pub(crate) failures: u32,
+    /// Whether it refreshes a stored value (refresh-ahead, or an explicit refresh).
+    pub(crate) refresh: bool,
 }
 
 impl<V, E> std::fmt::Debug for Flight<V, E> {
@@ -144,7 +157,7 @@ impl<V, E> Leaving<V, E> {
 /// What a waiting participant is told to do.
 pub(crate) enum Turn<V, E> {
     /// The flight finished: here is the answer.
-    Answer(Result<V, CacheError<E>>),
+    Answer(Answer<V, E>),
     /// The driver left: drive the flight from here, with its shared computation if any.
     TakeOver(Option<SharedComputation<V, E>>),
     /// The wait deadline passed and the flight has not finished.
@@ -154,13 +167,40 @@ pub(crate) enum Turn<V, E> {
 impl<V, E> Flight<V, E> {
     /// A new flight started at `started` (cache clock), with its first participant (the
     /// driver) counted.
-    pub(crate) fn new(started: u64) -> Self {
-        Self {
-            state: Mutex::new(State {
+    /// `failures` is the key's count of consecutive failures so far; `refresh` whether it
+    /// refreshes a stored value.
+    pub(crate) fn new(started: u64, failures: u32, refresh: bool) -> Self {
+        Self::with_state(
+            started,
+            failures,
+            refresh,
+            State {
                 callers: 1,
                 driver: Driver::Caller,
                 unwatched_since: None,
-            }),
+            },
+        )
+    }
+
+    /// A background refresh started at `started`: no caller, to be driven by a task from
+    /// the start, and unwatched since now (so `abandon_after` bounds it like any flight
+    /// nobody waits for).
+    pub(crate) fn background(started: u64, failures: u32) -> Self {
+        Self::with_state(
+            started,
+            failures,
+            true,
+            State {
+                callers: 0,
+                driver: Driver::Task,
+                unwatched_since: Some(Instant::now()),
+            },
+        )
+    }
+
+    fn with_state(started: u64, failures: u32, refresh: bool, state: State<V, E>) -> Self {
+        Self {
+            state: Mutex::new(state),
             outcome: OnceLock::new(),
             notify: Notify::new(),
             started,
@@ -168,6 +208,8 @@ impl<V, E> Flight<V, E> {
             task: OnceLock::new(),
             task_waker: Mutex::new(None),
             fleet: OnceLock::new(),
+            failures,
+            refresh,
         }
     }
 
@@ -311,6 +353,14 @@ impl<V, E> Flight<V, E> {
 }
 
 impl<V: Clone, E> Flight<V, E> {
+    /// Whether the flight is over (finished or abandoned): a caller replaces it.
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(
+            lock(&self.state).driver,
+            Driver::Finished | Driver::Abandoned
+        )
+    }
+
     /// Waits until the flight finishes, this participant has to take over, or `deadline`
     /// (if any) passes while a caller, not a task, drives the computation.
     ///
@@ -347,7 +397,7 @@ impl<V: Clone, E> Flight<V, E> {
     }
 
     /// The answer of a finished flight.
-    pub(crate) fn answer(&self) -> Result<V, CacheError<E>> {
+    pub(crate) fn answer(&self) -> Answer<V, E> {
         self.outcome.get().map_or_else(
             // Unreachable: called after `finish`. An answer beats a panic all the same.
             || {

@@ -91,6 +91,7 @@ mod policy;
 pub mod redis;
 mod reentry;
 pub mod registry;
+mod resilience;
 mod sched;
 #[cfg(feature = "serde")]
 mod serde_impl;
@@ -106,6 +107,7 @@ pub use error::CacheError;
 pub use hasher::KeyHasher;
 pub use key::{BorrowedKey, KeyRef};
 pub use listener::RemovalCause;
+pub use resilience::{Absent, RetryAfter, Served};
 pub use stats::{CacheStats, SharedStats};
 pub use store::DEFAULT_MAX_CACHED_ERRORS;
 

@@ -25,6 +25,9 @@
 //! | `smartcache_evictions_total` | counter | `evictions` |
 //! | `smartcache_expirations_total` | counter | `expirations` |
 //! | `smartcache_primes_total` | counter | `primes` |
+//! | `smartcache_refreshes_total` | counter | `refreshes` |
+//! | `smartcache_refresh_failures_total` | counter | `refresh_failures` |
+//! | `smartcache_stale_hits_total` | counter | `stale_hits` |
 //! | `smartcache_load_microseconds_total` | counter | `total_load_time` (in µs) |
 //! | `smartcache_entries` | gauge | `total_entries` |
 //! | `smartcache_error_entries` | gauge | `error_entries` |
@@ -55,6 +58,9 @@ pub fn publish() {
             ("smartcache_evictions_total", stats.evictions),
             ("smartcache_expirations_total", stats.expirations),
             ("smartcache_primes_total", stats.primes),
+            ("smartcache_refreshes_total", stats.refreshes),
+            ("smartcache_refresh_failures_total", stats.refresh_failures),
+            ("smartcache_stale_hits_total", stats.stale_hits),
             ("smartcache_shared_hits_total", stats.shared.hits),
             ("smartcache_shared_misses_total", stats.shared.misses),
             (

@@ -144,10 +144,7 @@ pub fn transparent<V, E: ClonedError>(answer: Result<V, CacheError<E>>) -> Resul
     })
 }
 
-/// The failure of an `Option` function: its `None`, cached like an error (negative caching).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "redis", derive(serde::Serialize, serde::Deserialize))]
-pub struct Absent;
+pub use crate::resilience::Absent;
 
 /// `#[smart_cached(shared)]`: the cache goes on the installed shared tier.
 #[cfg(feature = "redis")]

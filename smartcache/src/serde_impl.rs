@@ -11,7 +11,7 @@ use crate::{CacheStats, SharedStats};
 
 impl Serialize for CacheStats {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut out = serializer.serialize_struct("CacheStats", 17)?;
+        let mut out = serializer.serialize_struct("CacheStats", 20)?;
         out.serialize_field("hits", &self.hits)?;
         out.serialize_field("misses", &self.misses)?;
         out.serialize_field("coalesced", &self.coalesced)?;
@@ -21,6 +21,9 @@ impl Serialize for CacheStats {
         out.serialize_field("evictions", &self.evictions)?;
         out.serialize_field("expirations", &self.expirations)?;
         out.serialize_field("primes", &self.primes)?;
+        out.serialize_field("refreshes", &self.refreshes)?;
+        out.serialize_field("refresh_failures", &self.refresh_failures)?;
+        out.serialize_field("stale_hits", &self.stale_hits)?;
         out.serialize_field("total_load_time_secs", &self.total_load_time.as_secs_f64())?;
         out.serialize_field("total_entries", &self.total_entries)?;
         out.serialize_field("error_entries", &self.error_entries)?;

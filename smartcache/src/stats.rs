@@ -58,6 +58,16 @@ pub struct CacheStats {
     pub expirations: u64,
     /// Values stored directly with [`prime`](crate::AsyncSmartCache::prime), not computed.
     pub primes: u64,
+    /// Refreshes started: background refreshes of values past the builder's
+    /// [`refresh_after`](crate::AsyncSmartCacheBuilder::refresh_after), and explicit ones
+    /// ([`refresh`](crate::AsyncSmartCache::refresh)). Each is also a load when it ends.
+    pub refreshes: u64,
+    /// Refreshes that failed (the old value stayed; the failure is cached).
+    pub refresh_failures: u64,
+    /// Calls answered with a stale value because recomputing it failed (the builder's
+    /// [`stale_if_error`](crate::AsyncSmartCacheBuilder::stale_if_error)); each is also
+    /// counted as a miss or a cached error hit.
+    pub stale_hits: u64,
     /// Time spent in finished computations, from start to completion, summed.
     pub total_load_time: Duration,
     /// Entries stored now: values plus cached errors.
@@ -160,13 +170,17 @@ impl fmt::Display for CacheStats {
         write!(
             f,
             "hits {}, misses {} ({} coalesced), cached errors {}, loads {} ok / {} failed, \
-             entries {} ({} errors), in flight {}, hit rate {:.1}%",
+             refreshes {} ({} failed), stale hits {}, entries {} ({} errors), in flight {}, \
+             hit rate {:.1}%",
             self.hits,
             self.misses,
             self.coalesced,
             self.cached_error_hits,
             self.load_successes,
             self.load_failures,
+            self.refreshes,
+            self.refresh_failures,
+            self.stale_hits,
             self.total_entries,
             self.error_entries,
             self.in_flight,
@@ -197,6 +211,9 @@ pub(crate) struct StatsCore {
     evictions: AtomicU64,
     expirations: AtomicU64,
     primes: AtomicU64,
+    refreshes: AtomicU64,
+    refresh_failures: AtomicU64,
+    stale_hits: AtomicU64,
     load_nanos: AtomicU64,
     /// Values plus cached errors stored now.
     pub(crate) entries: AtomicU64,
@@ -279,6 +296,9 @@ impl StatsCore {
             evictions: AtomicU64::new(0),
             expirations: AtomicU64::new(0),
             primes: AtomicU64::new(0),
+            refreshes: AtomicU64::new(0),
+            refresh_failures: AtomicU64::new(0),
+            stale_hits: AtomicU64::new(0),
             load_nanos: AtomicU64::new(0),
             entries: AtomicU64::new(0),
             error_entries: AtomicU64::new(0),
@@ -331,6 +351,18 @@ impl StatsCore {
         self.primes.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn record_refresh(&self) {
+        self.refreshes.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn record_refresh_failure(&self) {
+        self.refresh_failures.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn record_stale_hits(&self, count: u64) {
+        self.stale_hits.fetch_add(count, Relaxed);
+    }
+
     /// Sets every counter back to zero; gauges stay, they describe the cache now.
     pub(crate) fn reset(&self) {
         for stripe in &*self.stripes {
@@ -345,6 +377,9 @@ impl StatsCore {
             &self.evictions,
             &self.expirations,
             &self.primes,
+            &self.refreshes,
+            &self.refresh_failures,
+            &self.stale_hits,
             &self.load_nanos,
         ] {
             counter.store(0, Relaxed);
@@ -374,6 +409,9 @@ impl StatsCore {
             evictions: self.evictions.load(Relaxed),
             expirations: self.expirations.load(Relaxed),
             primes: self.primes.load(Relaxed),
+            refreshes: self.refreshes.load(Relaxed),
+            refresh_failures: self.refresh_failures.load(Relaxed),
+            stale_hits: self.stale_hits.load(Relaxed),
             total_load_time: Duration::from_nanos(self.load_nanos.load(Relaxed)),
             total_entries,
             error_entries: error_entries.min(total_entries),

@@ -29,11 +29,12 @@ use dashmap::DashMap;
 
 use crate::KeyHasher;
 use crate::clock::{Clock, lock, nanos};
-use crate::expiry::{self, ExpiryQueue, Popped};
+use crate::expiry::{self, ErrorQueue, ExpiryQueue, Popped};
 use crate::hasher::MapHasher;
 use crate::key::BorrowedKey;
 use crate::listener::{Listener, Notices, RemovalCause};
 use crate::policy::{Evicted, Node, Policy, Residents};
+use crate::resilience::{self, Backoff, Hint, Jitter};
 use crate::stats::StatsCore;
 
 /// The hasher of every map (the builder's [`KeyHasher`]).
@@ -69,6 +70,11 @@ struct Failure<E> {
     error: Arc<E>,
     /// When the computation failed (nanoseconds on the cache clock, a multiple of 16).
     failed_at: u64,
+    /// When its retry window ends. Past it the failure is no longer answered, but with
+    /// backoff it is kept a while longer (see `Store::linger`) for its count.
+    until: u64,
+    /// Consecutive failures of the key, this one included.
+    failures: u32,
 }
 
 /// The policy stamp of a cached error: its time, plus 1 (a value's stamp is its time).
@@ -82,6 +88,12 @@ pub(crate) struct Limits {
     pub(crate) capacity: Option<u64>,
     pub(crate) max_errors: u64,
     pub(crate) hasher: KeyHasher,
+    /// The cap on backoff (`None`: the retry interval, no growth).
+    pub(crate) max_retry: Option<Duration>,
+    /// Refresh-ahead after this age.
+    pub(crate) refresh: Option<Duration>,
+    /// Stale-if-error window past the time to live.
+    pub(crate) stale: Option<Duration>,
 }
 
 /// The state behind the upkeep lock.
@@ -91,7 +103,7 @@ struct Upkeep<K> {
     policy: Option<Policy<K>>,
     /// Present iff there is a time to live.
     values: Option<ExpiryQueue<K>>,
-    errors: ExpiryQueue<K>,
+    errors: ErrorQueue<K>,
     /// The next map shard an upkeep step looks at for shrinking.
     shrink_cursor: usize,
     /// Upkeep steps in a row that found no shard to shrink; below the shard count, a step
@@ -119,8 +131,19 @@ pub(crate) struct Store<K, V, E> {
     capacity: Option<u64>,
     /// Time to live of a value, in nanoseconds; `u64::MAX` for none.
     ttl: u64,
-    /// Retry window of an error, in nanoseconds; 0 means errors are not stored.
-    retry: u64,
+    /// How long a value is kept: its time to live plus the stale-if-error window.
+    keep: u64,
+    /// The age at which a value is due for refresh-ahead; `u64::MAX` for never.
+    refresh: u64,
+    /// Whether a hit reads the clock (a time to live, or refresh-ahead).
+    timed: bool,
+    /// Retry windows of errors; a first failure's is `backoff.retry` (0: none stored).
+    backoff: Backoff,
+    /// How long a failure is kept past its window, to remember its count for the next
+    /// failure's backoff: the cap when intervals grow, else 0.
+    linger: u64,
+    hint: Option<Hint<E>>,
+    jitter: Jitter,
     max_errors: u64,
     /// Removals for the eviction listener, told at the start of a later write.
     notices: Notices<K>,
@@ -137,8 +160,24 @@ impl<K, V, E> std::fmt::Debug for Store<K, V, E> {
 /// What a store says about a key that has no fresh value.
 pub(crate) enum Lookup<V, E> {
     Value(V),
-    Error { error: Arc<E>, retry_in: Duration },
-    Absent,
+    Error {
+        error: Arc<E>,
+        retry_in: Duration,
+        /// The last good value, if stale-if-error serves it in place of the error, and how
+        /// long ago it expired.
+        stale: Option<(V, Duration)>,
+    },
+    /// Nothing to answer: compute. `failures` is the key's count of consecutive failures
+    /// so far (for the backoff of the next one).
+    Absent {
+        failures: u32,
+    },
+}
+
+/// A hit: the value, and whether it is due for a refresh-ahead.
+pub(crate) struct Hit<V> {
+    pub(crate) value: V,
+    pub(crate) refresh_due: bool,
 }
 
 impl<K, V, E> Store<K, V, E>
@@ -146,9 +185,12 @@ where
     K: Hash + Eq + Clone,
     V: Clone,
 {
-    pub(crate) fn new(limits: Limits, stats: Arc<StatsCore>) -> Self {
+    pub(crate) fn new(limits: Limits, stats: Arc<StatsCore>, hint: Option<Hint<E>>) -> Self {
         let ttl = limits.ttl.map_or(u64::MAX, nanos);
-        let retry = nanos(limits.retry);
+        let keep = ttl.saturating_add(limits.stale.map_or(0, nanos));
+        let refresh = limits.refresh.map_or(u64::MAX, nanos);
+        let backoff = Backoff::new(limits.retry, limits.max_retry);
+        let retry = backoff.retry;
         let hasher = MapHasher::new(limits.hasher);
         let shards = shard_amount(limits.capacity);
         Self {
@@ -156,15 +198,21 @@ where
             failures: DashMap::with_hasher_and_shard_amount(hasher, shards),
             upkeep: Mutex::new(Upkeep {
                 policy: limits.capacity.map(Policy::new),
-                values: (ttl != u64::MAX).then(|| ExpiryQueue::new(ttl)),
-                errors: ExpiryQueue::new(retry),
+                values: (ttl != u64::MAX).then(|| ExpiryQueue::new(keep)),
+                errors: ErrorQueue::new(retry),
                 shrink_cursor: 0,
                 idle_shrinks: usize::MAX,
             }),
             upkeep_due: AtomicU64::new(u64::MAX),
             capacity: limits.capacity,
             ttl,
-            retry,
+            keep,
+            refresh,
+            timed: ttl != u64::MAX || refresh != u64::MAX,
+            backoff,
+            linger: if backoff.grows() { backoff.max } else { 0 },
+            hint,
+            jitter: Jitter::new(),
             max_errors: limits.max_errors,
             notices: Notices::new(None),
             clock: Clock::new(),
@@ -172,9 +220,18 @@ where
         }
     }
 
-    /// The retry interval, in nanoseconds (0: errors are not stored).
-    pub(crate) fn retry_nanos(&self) -> u64 {
-        self.retry
+    /// The retry window, in nanoseconds, of a key's `failures`-th consecutive failure
+    /// (`error`, at `now`): grown by backoff, or the error's own hint. 0: not cached.
+    ///
+    /// Runs the user's hint: call it outside every lock.
+    pub(crate) fn failure_window(&self, key: &K, error: &E, failures: u32, now: u64) -> u64 {
+        let hint = self.hint.and_then(|hint| hint(error));
+        let random = if self.backoff.grows() {
+            self.jitter.draw(key, now)
+        } else {
+            0
+        };
+        self.backoff.interval(failures, hint, random)
     }
 
     /// The store, telling removals by the capacity bound and by expiry to `listener`.
@@ -193,7 +250,7 @@ where
     /// NOTE: takes only a shard read lock of the value map, which no computation ever holds:
     /// a hit never waits on a computation, of its own key or any other.
     #[inline]
-    pub(crate) fn fresh_value<Q>(&self, key: &Q) -> Option<V>
+    pub(crate) fn fresh_value<Q>(&self, key: &Q) -> Option<Hit<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -204,7 +261,7 @@ where
     /// [`fresh_value`](Self::fresh_value) by a borrowed form of the key, which need not be a
     /// `Borrow` of it (a tuple of references, say).
     #[inline]
-    pub(crate) fn fresh_value_equivalent<Q>(&self, key: &Q) -> Option<V>
+    pub(crate) fn fresh_value_equivalent<Q>(&self, key: &Q) -> Option<Hit<V>>
     where
         Q: BorrowedKey<K> + ?Sized,
     {
@@ -212,14 +269,14 @@ where
     }
 
     /// The fresh value of the key hashed from `key` and matched by `matches`, reading the
-    /// clock with `now` only if there is a time to live.
+    /// clock with `now` only if there is a time to live or refresh-ahead.
     #[inline]
     fn fresh_value_by<Q: Hash + ?Sized>(
         &self,
         key: &Q,
         matches: impl Fn(&K) -> bool,
         now: impl FnOnce() -> u64,
-    ) -> Option<V> {
+    ) -> Option<Hit<V>> {
         // The same steps as `DashMap::get` (hash, shard, probe), but with `matches` as the
         // equality, so that a borrowed key that is no `Borrow` of `K` can look up too.
         let hash = self.values.hasher().hash_one(key);
@@ -229,8 +286,13 @@ where
         let (_, slot) = guard.get(hash, |(stored, _)| matches(stored))?;
         let entry = slot.get();
         let meta = entry.meta.load(Relaxed);
-        if self.ttl != u64::MAX && now().saturating_sub(meta & !HITS) >= self.ttl {
-            return None;
+        let mut refresh_due = false;
+        if self.timed {
+            let age = now().saturating_sub(meta & !HITS);
+            if age >= self.ttl {
+                return None;
+            }
+            refresh_due = resilience::refresh_due(age, self.refresh, hash ^ meta);
         }
         if self.capacity.is_some() && meta & HITS != HITS {
             // NOTE: only written while the count is below 15 (fifteen hits per policy visit),
@@ -238,11 +300,59 @@ where
             // count, never carries into the time bits: the exchange is from the value read.
             _ = (entry.meta).compare_exchange_weak(meta, meta + 1, Relaxed, Relaxed);
         }
-        Some(entry.value.clone())
+        Some(Hit {
+            value: entry.value.clone(),
+            refresh_due,
+        })
     }
 
-    fn is_expired(&self, entry: &Entry<V>, now: u64) -> bool {
-        now.saturating_sub(entry.stored_at()) >= self.ttl
+    /// Whether a value is past its time to live and its stale-if-error window: dead.
+    fn is_dead(&self, entry: &Entry<V>, now: u64) -> bool {
+        now.saturating_sub(entry.stored_at()) >= self.keep
+    }
+
+    /// The value of `key` if it is past its time to live but within its stale-if-error
+    /// window at `now`, and how long ago it expired.
+    pub(crate) fn stale_value(&self, key: &K, now: u64) -> Option<(V, Duration)> {
+        if self.keep == self.ttl {
+            return None; // no stale-if-error window
+        }
+        let entry = self.values.get(key)?;
+        let age = now.saturating_sub(entry.stored_at());
+        (age >= self.ttl && age < self.keep)
+            .then(|| (entry.value.clone(), Duration::from_nanos(age - self.ttl)))
+    }
+
+    /// Whether `key`'s value is due for a refresh-ahead at `now` (and within its time to
+    /// live); reads no more than its time word.
+    pub(crate) fn needs_refresh(&self, key: &K, now: u64) -> bool {
+        let hash = self.values.hasher().hash_one(key);
+        self.values.get(key).is_some_and(|entry| {
+            let meta = entry.meta.load(Relaxed);
+            let age = now.saturating_sub(meta & !HITS);
+            age < self.ttl && resilience::refresh_due(age, self.refresh, hash ^ meta)
+        })
+    }
+
+    /// The key's count of consecutive failures so far, in its window or past it.
+    pub(crate) fn failures_so_far(&self, key: &K) -> u32 {
+        if self.stats.error_entries.load(Relaxed) == 0 {
+            return 0;
+        }
+        self.failures.get(key).map_or(0, |failure| failure.failures)
+    }
+
+    /// Whether `key` may start a refresh at `now`: no failure of it is inside its window.
+    /// With the count of its consecutive failures so far.
+    pub(crate) fn may_refresh(&self, key: &K, now: u64) -> Option<u32> {
+        if self.stats.error_entries.load(Relaxed) == 0 {
+            return Some(0);
+        }
+        match self.failures.get(key) {
+            Some(failure) if now < failure.until => None,
+            Some(failure) => Some(failure.failures),
+            None => Some(0),
+        }
     }
 
     /// The miss path's look at a key at time `now`: a fresh value, a cached error inside its
@@ -250,14 +360,14 @@ where
     ///
     /// The caller holds the key's flight shard lock.
     pub(crate) fn lookup(&self, key: &K, now: u64) -> Lookup<V, E> {
-        if let Some(value) = self.fresh_value_by(key, |stored| stored == key, || now) {
-            return Lookup::Value(value);
+        if let Some(hit) = self.fresh_value_by(key, |stored| stored == key, || now) {
+            return Lookup::Value(hit.value);
         }
         if self.ttl != u64::MAX
             && self
                 .values
                 .remove_if(key, |_, entry| {
-                    self.forget_if(self.is_expired(entry, now), false)
+                    self.forget_if(self.is_dead(entry, now), false)
                 })
                 .is_some()
         {
@@ -268,25 +378,31 @@ where
         // is stored only under its key's flight shard lock, which the caller holds: with a
         // count of zero this key has none, and the failure map need not be probed.
         if self.stats.error_entries.load(Relaxed) == 0 {
-            return Lookup::Absent;
+            return Lookup::Absent { failures: 0 };
         }
-        if let Some(failure) = self.failures.get(key) {
-            let age = now.saturating_sub(failure.failed_at);
-            if age < self.retry {
-                return Lookup::Error {
-                    error: Arc::clone(&failure.error),
-                    retry_in: Duration::from_nanos(self.retry - age),
-                };
-            }
-            drop(failure); // release the shard read lock before removing from that shard
-            let removed = self.remove_failure_if(key, |failure| {
-                now.saturating_sub(failure.failed_at) >= self.retry
-            });
-            if removed {
-                self.notices.push(|| key.clone(), RemovalCause::Expired);
-            }
+        let Some(failure) = self.failures.get(key) else {
+            return Lookup::Absent { failures: 0 };
+        };
+        if now < failure.until {
+            let (error, retry_in) = (Arc::clone(&failure.error), failure.until - now);
+            drop(failure); // release the shard read lock before reading the value map
+            return Lookup::Error {
+                error,
+                retry_in: Duration::from_nanos(retry_in),
+                stale: self.stale_value(key, now),
+            };
         }
-        Lookup::Absent
+        let failures = failure.failures;
+        drop(failure); // release the shard read lock before removing from that shard
+        // Kept for its count while it lingers (backoff); removed once past that.
+        let removed = self.remove_failure_if(key, |failure| {
+            now >= failure.until.saturating_add(self.linger)
+        });
+        if removed {
+            self.notices.push(|| key.clone(), RemovalCause::Expired);
+            return Lookup::Absent { failures: 0 };
+        }
+        Lookup::Absent { failures }
     }
 
     /// Stores a value at time `now`, replacing whatever the key held (value or cached error).
@@ -307,19 +423,29 @@ where
         };
         if let Some(queue) = &mut upkeep.values {
             let live = self.stats.entries.load(Relaxed) - self.stats.error_entries.load(Relaxed);
-            queue.push(key, now, live, |key, stamp| self.value_is(key, stamp));
+            queue.push(key, now, now, live, |key, stamp| self.value_is(key, stamp));
         }
         self.publish_due(&upkeep);
     }
 
-    /// Stores a failure at time `now`, unless errors are not cached (zero retry interval) or
-    /// no room can be made for it.
-    pub(crate) fn insert_failure(&self, key: K, error: Arc<E>, now: u64) {
-        if self.retry == 0 || self.max_errors == 0 {
+    /// Stores a failure at time `now`, cached for `window` nanoseconds (see
+    /// [`failure_window`](Self::failure_window)) as the key's `failures`-th in a row, unless
+    /// errors are not cached (zero window) or no room can be made for it. The key's value
+    /// stays if it is still fresh (a failed refresh) or within its stale-if-error window.
+    pub(crate) fn insert_failure(
+        &self,
+        key: K,
+        error: Arc<E>,
+        now: u64,
+        window: u64,
+        failures: u32,
+    ) {
+        if window == 0 || self.max_errors == 0 {
             return;
         }
-        self.values
-            .remove_if(&key, |_, _| self.forget_if(true, false));
+        self.values.remove_if(&key, |_, entry| {
+            self.forget_if(self.is_dead(entry, now), false)
+        });
         let mut upkeep = lock(&self.upkeep);
         // The bound on cached errors, oldest first (a replacement needs no room).
         while self.stats.error_entries.load(Relaxed) >= self.max_errors
@@ -330,9 +456,12 @@ where
                 return; // only stale items within reach: this failure is not cached
             }
         }
+        let until = now.saturating_add(window);
         let failure = Failure {
             error,
             failed_at: now,
+            until,
+            failures,
         };
         let errors = &self.stats.error_entries;
         let stamp = now | ERROR_STAMP;
@@ -347,9 +476,10 @@ where
             return;
         };
         let live = self.stats.error_entries.load(Relaxed);
+        let due = until.saturating_add(self.linger);
         upkeep
             .errors
-            .push(key, now, live, |key, stamp| self.failure_is(key, stamp));
+            .push(key, due, now, live, |key, due| self.failure_due(key, due));
         self.publish_due(&upkeep);
     }
 
@@ -442,10 +572,22 @@ where
         self.failures.get(key).is_some_and(|f| f.failed_at == stamp)
     }
 
-    /// Evicts the failure of `stamp` for `key` (the error bound), counting it.
-    fn evict_failure(&self, key: &K, stamp: u64) -> Popped {
+    /// When a failure goes from the store: at the end of its window and lingering.
+    fn removal_due(&self, failure: &Failure<E>) -> u64 {
+        failure.until.saturating_add(self.linger)
+    }
+
+    /// Whether the failure cached for `key` is the one queued to go at `due`.
+    fn failure_due(&self, key: &K, due: u64) -> bool {
+        self.failures
+            .get(key)
+            .is_some_and(|f| self.removal_due(&f) == due)
+    }
+
+    /// Evicts the failure queued to go at `due` for `key` (the error bound), counting it.
+    fn evict_failure(&self, key: &K, due: u64) -> Popped {
         let removed = self.failures.remove_if(key, |_, failure| {
-            self.forget_if(failure.failed_at == stamp, true)
+            self.forget_if(self.removal_due(failure) == due, true)
         });
         if removed.is_some() {
             self.stats.record_evictions(1);
@@ -560,9 +702,9 @@ where
                 Popped::Removed
             });
         }
-        upkeep.errors.expire(now, budget, |key, stamp| {
+        upkeep.errors.expire(now, budget, |key, due| {
             let gone = self.failures.remove_if(key, |_, failure| {
-                self.forget_if(failure.failed_at == stamp, true)
+                self.forget_if(self.removal_due(failure) == due, true)
             });
             if gone.is_none() {
                 return Popped::Stale;

@@ -75,6 +75,15 @@ impl<K> Tracer<K> {
         tracing::debug!(target: TARGET, cache = self.name(), key = self.key(key), ?retry_in, "answered with a cached error");
     }
 
+    pub(crate) fn refresh_started(&self, key: &K) {
+        tracing::debug!(target: TARGET, cache = self.name(), key = self.key(key), "refresh-ahead started");
+    }
+
+    pub(crate) fn stale(&self, key: &K, expired_for: Duration) {
+        // INFO: the backend is failing and callers get old data, which an operator wants to see.
+        tracing::info!(target: TARGET, cache = self.name(), key = self.key(key), ?expired_for, "recompute failed; answered with the stale value");
+    }
+
     pub(crate) fn cycle(&self, key: &K) {
         tracing::warn!(target: TARGET, cache = self.name(), key = self.key(key), "a computation waits for its own key; answered with a cycle error");
     }
@@ -109,6 +118,12 @@ impl<K> Tracer<K> {
 
     #[inline]
     pub(crate) fn cached_error(&self, _: &K, _: Duration) {}
+
+    #[inline]
+    pub(crate) fn refresh_started(&self, _: &K) {}
+
+    #[inline]
+    pub(crate) fn stale(&self, _: &K, _: Duration) {}
 
     #[inline]
     pub(crate) fn cycle(&self, _: &K) {}

@@ -21,6 +21,7 @@ use super::protocol::Event;
 use super::tier::{Degraded, Found, Listener, Namespace, RedisTier, random_u64};
 use crate::engine::Inner;
 use crate::flight::Flight;
+use crate::resilience::Backoff;
 use crate::stats::SharedCounters;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -106,6 +107,8 @@ pub(crate) type HookMaker<K, V, E> = Box<
 pub(crate) struct Limits {
     pub(crate) ttl: Option<Duration>,
     pub(crate) retry: Duration,
+    /// The cap on backoff (`None`: no growth).
+    pub(crate) max_retry: Option<Duration>,
 }
 
 /// How a shared cache's errors travel: encoded for the fleet, or not shared at all (then a
@@ -318,7 +321,11 @@ where
     /// [`SharedHook::finish`]: commits the result, unless it is an error that is not
     /// cached (a zero retry interval) or cannot travel; the lease is then released.
     async fn finish_here(&self, mut lease: Lease, result: &Result<V, E>) {
-        let Limits { ttl, retry } = self.limits;
+        let Limits {
+            ttl,
+            retry,
+            max_retry,
+        } = self.limits;
         let envelope = match result {
             Ok(value) => {
                 Envelope::value(self.schema, value, ttl.map(millis)).map(|envelope| (envelope, ttl))
@@ -326,9 +333,13 @@ where
             // A zero retry interval caches no error, here as locally.
             Err(_) if retry.is_zero() => None,
             Err(error) => (self.codec.encode)(error).map(|error| {
-                let failures = lease.failures + 1;
-                let envelope = Envelope::encoded_error(self.schema, error, millis(retry), failures);
-                (envelope, Some(retry))
+                // The fleet's count of consecutive failures sets the backoff, fleet-wide.
+                let failures = lease.failures.saturating_add(1);
+                let backoff = Backoff::new(retry, max_retry);
+                let window = Duration::from_nanos(backoff.interval(failures, None, random_u64()));
+                let envelope =
+                    Envelope::encoded_error(self.schema, error, millis(window), failures);
+                (envelope, Some(window))
             }),
         };
         let Some((bytes, usable)) = envelope.and_then(|(e, usable)| Some((e.encode()?, usable)))
