@@ -758,6 +758,17 @@ where
         }
     }
 
+    /// The retry window of `key`'s cached failure (from the moment it failed) and the key's
+    /// count of consecutive failures with it, if one is stored (inside its window or
+    /// remembered past it for backoff); counts nothing. For tests that check backoff against
+    /// a model.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn __failure(&self, key: &K) -> Option<(Duration, u32)> {
+        let (window, failures) = self.inner.store.failure_record(key)?;
+        Some((Duration::from_nanos(window), failures))
+    }
+
     /// Whether a value, and whether a cached error, is stored for `key` now, fresh or not;
     /// counts nothing and marks nothing. For tests that check the store against a model.
     #[doc(hidden)]

@@ -456,7 +456,9 @@ where
                 return; // only stale items within reach: this failure is not cached
             }
         }
-        let until = now.saturating_add(window);
+        // A multiple of 16, as clock readings are: once the clock reads `now + retry_in`, the
+        // window is over (a window ending between two readings would outlast its `retry_in`).
+        let until = now.saturating_add(window).saturating_add(15) & !15;
         let failure = Failure {
             error,
             failed_at: now,
@@ -623,6 +625,13 @@ where
         self.failures
             .remove_if(key, |_, failure| self.forget_if(predicate(failure), true))
             .is_some()
+    }
+
+    /// The retry window (nanoseconds) and consecutive-failure count of `key`'s cached
+    /// failure, inside its window or lingering past it.
+    pub(crate) fn failure_record(&self, key: &K) -> Option<(u64, u32)> {
+        let failure = self.failures.get(key)?;
+        Some((failure.until - failure.failed_at, failure.failures))
     }
 
     /// Whether a value and whether a cached error is stored for `key`, fresh or not.
