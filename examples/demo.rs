@@ -13,7 +13,8 @@
 //! 2. a failure cached, counted down, then retried;
 //! 3. a value expiring after its time to live and being recomputed;
 //! 4. a bounded cache evicting;
-//! 5. the statistics of every registered cache.
+//! 5. a backend that goes down: refresh-ahead, stale-if-error and retry backoff;
+//! 6. the statistics of every registered cache.
 //!
 //! Each section ends with its own figures (the change in the cache's statistics during the
 //! section), and the table at the end sums them up.
@@ -83,6 +84,30 @@ async fn price(symbol: &str) -> Result<u32, CacheError<BackendError>> {
     Ok(BACKEND.price(symbol).await?)
 }
 
+/// Whether the quote backend answers (section 5 turns it off, then on again).
+static QUOTES_UP: AtomicBool = AtomicBool::new(true);
+/// Calls of the quote backend.
+static QUOTE_CALLS: AtomicU32 = AtomicU32::new(0);
+
+/// A quote: fresh for 1 s, refreshed ahead after 400 ms, served stale for up to 5 s after
+/// expiry while the backend fails, failures cached 200 ms and backing off up to 1.6 s.
+#[smart_cached(
+    ttl = "1s",
+    refresh = "400ms",
+    stale_if_error = "5s",
+    retry = "200ms",
+    retry_max = "1600ms"
+)]
+async fn quote(_symbol: &str) -> Result<u32, CacheError<BackendError>> {
+    let call = QUOTE_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    if QUOTES_UP.load(Ordering::SeqCst) {
+        Ok(200 + call)
+    } else {
+        Err(BackendError("503 service unavailable").into())
+    }
+}
+
 /// An infallible lookup in a cache of at most two entries.
 #[smart_cached(capacity = 2, name = "demo::currency_names")]
 async fn currency_name(code: &str) -> String {
@@ -103,6 +128,7 @@ async fn main() {
     error_caching().await;
     time_to_live().await;
     capacity().await;
+    failing_backend().await;
     stats_table();
 }
 
@@ -291,9 +317,70 @@ async fn capacity() {
     );
 }
 
+async fn failing_backend() {
+    println!(
+        "5. a failing backend: QUOTE is fresh 1 s, refreshed ahead after 400 ms, served stale up\n   \
+         to 5 s past expiry; failures are cached 200 ms, doubling (±20%) up to 1.6 s"
+    );
+    let start = Instant::now();
+    let at = || format!("{:>5} ms", start.elapsed().as_millis());
+    let first = shown(quote("QUOTE").await);
+    println!("   {}  computed {first} (fresh)", at());
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let old = shown(quote("QUOTE").await);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let refreshed = shown(quote("QUOTE").await);
+    println!(
+        "   {}  past the refresh point: {old} at once, refreshed in the background to {refreshed}",
+        at()
+    );
+    QUOTES_UP.store(false, Ordering::SeqCst);
+    println!("   {}  the backend goes down", at());
+    let stats = || quote_cache().stats();
+    let mut last = (QUOTE_CALLS.load(Ordering::SeqCst), String::new());
+    // Ask every 100 ms; print a line when the backend was called or the answer changed.
+    for step in 0..90 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if step == 80 {
+            QUOTES_UP.store(true, Ordering::SeqCst);
+            println!("   {}  the backend is back", at());
+        }
+        let stale_before = stats().stale_hits;
+        let answer = quote("QUOTE").await;
+        let calls = QUOTE_CALLS.load(Ordering::SeqCst);
+        let what = match &answer {
+            Ok(price) if stats().stale_hits > stale_before => {
+                format!("{price} (stale: expired, and the backend fails)")
+            }
+            Ok(price) => format!("{price}"),
+            Err(error) => report(error),
+        };
+        if calls != last.0 || what != last.1 {
+            let asked = if calls == last.0 {
+                "nothing ran"
+            } else {
+                "the backend was asked"
+            };
+            println!("   {}  {what}  ({asked})", at());
+        }
+        last = (calls, what);
+        if step > 80 && answer.is_ok() {
+            break;
+        }
+    }
+    let s = stats();
+    println!(
+        "   refreshes {} ({} failed), stale hits {}, backend calls {}\n",
+        s.refreshes,
+        s.refresh_failures,
+        s.stale_hits,
+        QUOTE_CALLS.load(Ordering::SeqCst)
+    );
+}
+
 fn stats_table() {
     println!(
-        "5. every registered cache (smartcache::registry::snapshot), sections 1 to 4 together"
+        "6. every registered cache (smartcache::registry::snapshot), sections 1 to 5 together"
     );
     println!(
         "   {:<22} {:>8} {:>5} {:>6} {:>8} {:>6} {:>12} {:>8} {:>12} {:>7}",

@@ -355,7 +355,10 @@ where
         let record = catch_unwind(AssertUnwindSafe(|| match &outcome {
             Outcome::Value(value) => Some((key.clone(), Ok(value.clone()))),
             Outcome::Error(error) => {
-                let window = self.store.failure_window(key, error, failures, now);
+                let window = match flight.window.get() {
+                    Some(fleet) => nanos(*fleet),
+                    None => self.store.failure_window(key, error, failures, now),
+                };
                 Some((key.clone(), Err((Arc::clone(error), window, failures))))
             }
             Outcome::Cached(error, retry_in) => {

@@ -101,6 +101,9 @@ pub(crate) struct Flight<V, E> {
     /// Set by a shared-tier computation whose failure came from the fleet: how long it stays
     /// cached there (see `redis::shared`).
     pub(crate) fleet: OnceLock<Duration>,
+    /// Set by a shared-tier computation whose failure was committed to the fleet: the retry
+    /// window it has there, which this process keeps too.
+    pub(crate) window: OnceLock<Duration>,
     /// The key's consecutive failures before this computation (for the backoff of a failure).
     pub(crate) failures: u32,
     /// Whether it refreshes a stored value (refresh-ahead, or an explicit refresh).
@@ -208,6 +211,7 @@ impl<V, E> Flight<V, E> {
             task: OnceLock::new(),
             task_waker: Mutex::new(None),
             fleet: OnceLock::new(),
+            window: OnceLock::new(),
             failures,
             refresh,
         }

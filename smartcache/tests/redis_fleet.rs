@@ -705,3 +705,56 @@ async fn the_borrowing_forms_share_through_the_tier_too() {
     assert_eq!(from_b.unwrap(), "computed from a borrowed string");
     assert_eq!((b.stats().shared.hits, b.stats().shared.misses), (1, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backoff_is_counted_fleet_wide_consecutive_failures_in_two_processes_grow_one_window() {
+    let server = Server::start();
+    let cache = || async {
+        let tier = RedisTier::connect(&server.url())
+            .await
+            .expect("redis is up");
+        Cache::builder()
+            .name("fleet-backoff")
+            .retry_interval(Duration::from_millis(200))
+            .max_retry_interval(Duration::from_secs(10))
+            .shared(tier)
+            .build()
+    };
+    let (a, b) = (cache().await, cache().await);
+    let down = || async { Err::<String, _>("down".to_owned()) };
+    // Failure 1, computed by A: about 200 ms fleet-wide (±20%).
+    assert!(
+        a.get_or_compute_shared(1, down)
+            .await
+            .unwrap_err()
+            .error()
+            .is_some()
+    );
+    let first = b.get_or_compute_shared(1, down).await.unwrap_err();
+    assert!(first.is_cached(), "B is answered by A's failure: {first:?}");
+    assert!(first.retry_in().unwrap() <= Duration::from_millis(240));
+    // Once it is over, failure 2 is computed by B: the fleet's count makes it about 400 ms.
+    let mut second = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        match b.get_or_compute_shared(1, down).await {
+            Err(error) if !error.is_cached() => {
+                second = Some(error);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        second.is_some(),
+        "B computed again once the window was over"
+    );
+    // A's local copy is over too: it asks the fleet, which has failure 2 with its grown window.
+    let from_a = a.get_or_compute_shared(1, down).await.unwrap_err();
+    let left = from_a.retry_in().expect("a cached error from the fleet");
+    assert!(
+        left > Duration::from_millis(250) && left <= Duration::from_millis(480),
+        "the second window is doubled fleet-wide: {left:?} left"
+    );
+    assert_eq!((a.stats().load_failures, b.stats().load_failures), (2, 2));
+}

@@ -34,8 +34,13 @@ pub(crate) trait SharedHook<K, V, E>: Send + Sync {
     /// The fleet's part of a miss, before computing: its entry if it has a usable one
     /// (waiting for another process's lease first), or the key's lease, or local-only.
     fn begin<'a>(&'a self, key: &'a K) -> TierFuture<'a, Begin<V, E>>;
-    /// Commits the result computed under `lease` for the fleet.
-    fn finish<'a>(&'a self, lease: Lease, result: &'a Result<V, E>) -> TierFuture<'a, ()>;
+    /// Commits the result computed under `lease` for the fleet; for a failure, the retry
+    /// window it was given there (the fleet's backoff), which the local copy keeps too.
+    fn finish<'a>(
+        &'a self,
+        lease: Lease,
+        result: &'a Result<V, E>,
+    ) -> TierFuture<'a, Option<Duration>>;
     /// Removes `key`'s entry (and lease) fleet-wide; every process drops its local copy.
     fn invalidate(&self, key: &K);
     /// Clears the cache fleet-wide.
@@ -54,19 +59,31 @@ pub(crate) enum Begin<V, E> {
     Local,
 }
 
-/// Notes on `flight` (held weakly: a task must not keep its flight alive) that its failure
-/// came from the fleet, cached there for the time given.
+/// What the fleet decided about a flight's failure.
+pub(crate) enum FleetWindow {
+    /// It came from the fleet, cached there for this much longer.
+    Cached(Duration),
+    /// It was computed here and committed with this retry window (the fleet's backoff).
+    Committed(Duration),
+}
+
+/// Notes on `flight` (held weakly: a task must not keep its flight alive) what the fleet
+/// decided about its failure.
 pub(crate) fn fleet_note<V, E>(
     flight: &Arc<Flight<V, E>>,
-) -> impl FnOnce(Duration) + Send + use<V, E>
+) -> impl FnOnce(FleetWindow) + Send + use<V, E>
 where
     V: Send + Sync,
     E: Send + Sync,
 {
     let flight = Arc::downgrade(flight);
-    move |left| {
+    move |window| {
         if let Some(flight) = flight.upgrade() {
-            let _ = flight.fleet.set(left); // the flight's only computation sets it
+            // The flight's only computation sets them, once.
+            let _ = match window {
+                FleetWindow::Cached(left) => flight.fleet.set(left),
+                FleetWindow::Committed(window) => flight.window.set(window),
+            };
         }
     }
 }
@@ -78,17 +95,19 @@ pub(crate) async fn through_fleet<K, V, E>(
     hook: &dyn SharedHook<K, V, E>,
     key: K,
     compute: impl Future<Output = Result<V, E>>,
-    note: impl FnOnce(Duration),
+    note: impl FnOnce(FleetWindow),
 ) -> Result<V, E> {
     match hook.begin(&key).await {
         Begin::Value(value) => Ok(value),
         Begin::Failure(error, left) => {
-            note(left);
+            note(FleetWindow::Cached(left));
             Err(error)
         }
         Begin::Lead(lease) => {
             let result = compute.await;
-            hook.finish(lease, &result).await;
+            if let Some(window) = hook.finish(lease, &result).await {
+                note(FleetWindow::Committed(window));
+            }
             result
         }
         Begin::Local => compute.await,
@@ -320,7 +339,7 @@ where
 
     /// [`SharedHook::finish`]: commits the result, unless it is an error that is not
     /// cached (a zero retry interval) or cannot travel; the lease is then released.
-    async fn finish_here(&self, mut lease: Lease, result: &Result<V, E>) {
+    async fn finish_here(&self, mut lease: Lease, result: &Result<V, E>) -> Option<Duration> {
         let Limits {
             ttl,
             retry,
@@ -344,7 +363,7 @@ where
         };
         let Some((bytes, usable)) = envelope.and_then(|(e, usable)| Some((e.encode()?, usable)))
         else {
-            return; // dropping the lease releases it
+            return None; // dropping the lease releases it
         };
         // Kept a little past its usable time, so that the next lease holder learns the
         // failure count (and, later, the last good value) from it.
@@ -356,7 +375,10 @@ where
             .is_ok()
         {
             lease.committed();
+            // A failure's usable time is its window.
+            return usable.filter(|_| result.is_err());
         }
+        None
     }
 }
 
@@ -374,7 +396,11 @@ where
         Box::pin(self.begin_here(key))
     }
 
-    fn finish<'a>(&'a self, lease: Lease, result: &'a Result<V, E>) -> TierFuture<'a, ()> {
+    fn finish<'a>(
+        &'a self,
+        lease: Lease,
+        result: &'a Result<V, E>,
+    ) -> TierFuture<'a, Option<Duration>> {
         Box::pin(self.finish_here(lease, result))
     }
 
