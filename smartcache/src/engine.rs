@@ -133,15 +133,28 @@ where
     where
         S: FnOnce(&Building<V, E>) -> SharedComputation<V, E>,
     {
+        // Read-locked looks first: while a refresh runs, every hit of the key comes here,
+        // and should not queue for the shard's write lock.
+        let running = |flight: &Arc<Flight<V, E>>| !flight.is_done();
+        if self
+            .flights
+            .get(&key)
+            .is_some_and(|flight| running(&flight))
+        {
+            return;
+        }
+        let now = self.store.clock.now();
+        if self.store.may_refresh(&key, now).is_none() {
+            return;
+        }
         let Some(runtime) = Spawner::current() else {
             return;
         };
-        let now = self.store.clock.now();
         let flight = {
             // Under the flight shard lock, like every start of a flight: one refresh per key.
             let slot = self.flights.entry(key.clone());
             if let MapEntry::Occupied(current) = &slot {
-                if !current.get().is_done() {
+                if running(current.get()) {
                     return; // a refresh or a miss is computing the key already
                 }
             }
@@ -161,8 +174,9 @@ where
         };
         // Built outside every lock (user code), counting as computing for the flight.
         let node = Arc::clone(&flight) as NodeRef;
-        let built = reentry::within(&node, || catch_unwind(AssertUnwindSafe(|| build(&flight))));
-        match built {
+        let computation =
+            reentry::within(&node, || catch_unwind(AssertUnwindSafe(|| build(&flight))));
+        match computation {
             Ok(computation) => self.spawn(&runtime, key, &flight, computation),
             Err(payload) => self.complete(&key, &flight, Err(panic_message(payload.as_ref()))),
         }

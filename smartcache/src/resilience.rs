@@ -149,7 +149,7 @@ pub(crate) fn refresh_due(age: u64, refresh: u64, spread: u64) -> bool {
     age >= refresh - early && {
         // A fraction of `early`, from 16 bits of the spread: `early · f / 2^16`.
         let fraction = (spread >> 24) & 0xFFFF;
-        let pulled = u64::try_from(u128::from(early) * u128::from(fraction) >> 16).unwrap_or(0);
+        let pulled = u64::try_from((u128::from(early) * u128::from(fraction)) >> 16).unwrap_or(0);
         age >= refresh - pulled
     }
 }

@@ -55,7 +55,7 @@ async fn consecutive_failures_double_the_interval_within_a_fifth_up_to_the_cap_a
         );
         timeline.push(retry_in);
         // Just before the window ends nothing runs; at its end the next computation does.
-        advance(retry_in - SEC).await;
+        advance(retry_in.saturating_sub(SEC)).await;
         let early = cache.get_or_compute("k", || async { unreachable!() }).await;
         assert!(early.unwrap_err().is_cached());
         advance(SEC).await;
@@ -392,7 +392,7 @@ async fn stale_if_error_answers_the_last_good_value_from_expiry_to_the_end_of_it
         } => {
             assert_eq!((value, expired_for), (1, SEC));
         }
-        fresh => panic!("{fresh:?}"),
+        fresh @ Served::Fresh(_) => panic!("{fresh:?}"),
     }
     timeline.push("61 s: recompute failed -> stale 1");
     assert_eq!(calls.get(), 1);
