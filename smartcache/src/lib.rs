@@ -26,6 +26,12 @@
 //! - **Error caching**: a failure is stored with its original error (shared as `Arc<E>`)
 //!   and answered as [`CacheError::Cached`] until the retry interval has passed since it
 //!   failed, on tokio's monotonic clock.
+//! - **Failing backends**: per-key retry backoff with jitter (or the error's own
+//!   [`RetryAfter`] hint), refresh-ahead in the background, and stale-if-error (the last
+//!   good value, told apart by [`Served`]); see the builder's
+//!   [`max_retry_interval`](AsyncSmartCacheBuilder::max_retry_interval),
+//!   [`refresh_after`](AsyncSmartCacheBuilder::refresh_after) and
+//!   [`stale_if_error`](AsyncSmartCacheBuilder::stale_if_error).
 //! - **Cancellation and progress**: dropping a caller, the first one included, never stalls
 //!   or fails the others; a shared computation runs in a task of its own, so a caller that
 //!   is never polled again holds nobody up (see [`AsyncSmartCache#cancellation`]).
