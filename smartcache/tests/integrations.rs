@@ -105,7 +105,7 @@ mod traced {
 
     /// Collects formatted events in memory.
     #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
+    pub(super) struct Captured(Arc<Mutex<Vec<u8>>>);
 
     impl Write for Captured {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -118,12 +118,12 @@ mod traced {
     }
 
     impl Captured {
-        fn text(&self) -> String {
+        pub(super) fn text(&self) -> String {
             String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
         }
     }
 
-    fn subscriber(out: &Captured) -> impl tracing::Subscriber + Send + Sync {
+    pub(super) fn subscriber(out: &Captured) -> impl tracing::Subscriber + Send + Sync {
         let out = out.clone();
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::DEBUG)
@@ -178,5 +178,102 @@ mod traced {
             .build();
         cache.get_or_init("visible-key", || async { 1 }).await;
         assert!(out.text().contains("visible-key"), "{}", out.text());
+    }
+}
+
+/// A cache that went through a refresh-ahead that failed and a stale answer: one refresh,
+/// one refresh failure, one stale hit.
+#[cfg(any(feature = "serde", feature = "metrics", feature = "tracing"))]
+async fn resilient_cache(name: &str) -> AsyncSmartCache<u8, u8, String> {
+    use std::time::Duration;
+    let cache = AsyncSmartCache::builder()
+        .name(name)
+        .time_to_live(Duration::from_secs(60))
+        .refresh_after(Duration::from_secs(30))
+        .stale_if_error(Duration::from_secs(60))
+        .retry_interval(Duration::from_secs(5))
+        .build();
+    let down = || async { Err::<u8, _>("down".to_owned()) };
+    cache.get_or_compute_shared(1, || async { Ok(1) }).await.unwrap();
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert_eq!(cache.get_or_compute_shared(1, down).await.unwrap(), 1);
+    for _ in 0..100 {
+        if cache.stats().refresh_failures == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    tokio::time::advance(Duration::from_secs(31)).await;
+    assert_eq!(cache.get_or_compute_shared(1, down).await.unwrap(), 1);
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.refreshes, stats.refresh_failures, stats.stale_hits),
+        (1, 1, 1)
+    );
+    assert!(
+        stats
+            .to_string()
+            .contains("refreshes 1 (1 failed), stale hits 1"),
+        "{stats}"
+    );
+    cache
+}
+
+#[cfg(feature = "serde")]
+#[tokio::test(start_paused = true)]
+async fn the_resilience_figures_serialize() {
+    let cache = resilient_cache("serde::resilient").await;
+    let json = serde_json::to_value(cache.stats()).unwrap();
+    assert_eq!(
+        (
+            &json["refreshes"],
+            &json["refresh_failures"],
+            &json["stale_hits"]
+        ),
+        (&1.into(), &1.into(), &1.into())
+    );
+}
+
+#[cfg(feature = "metrics")]
+#[tokio::test(start_paused = true)]
+async fn the_resilience_figures_are_published() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let _cache = resilient_cache("metrics::resilient").await;
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, smartcache::metrics::publish);
+    let snapshot = snapshotter.snapshot().into_vec();
+    for name in [
+        "smartcache_refreshes_total",
+        "smartcache_refresh_failures_total",
+        "smartcache_stale_hits_total",
+    ] {
+        let value = snapshot.iter().find_map(|(key, _, _, value)| {
+            let key = key.key();
+            let ours = key
+                .labels()
+                .any(|l| l.key() == "cache" && l.value() == "metrics::resilient");
+            (key.name() == name && ours).then_some(value)
+        });
+        assert!(
+            matches!(value, Some(&DebugValue::Counter(1))),
+            "{name}: {value:?}"
+        );
+    }
+}
+
+#[cfg(feature = "tracing")]
+#[tokio::test(start_paused = true)]
+async fn refreshes_and_stale_answers_are_traced() {
+    let out = traced::Captured::default();
+    let _guard = tracing::subscriber::set_default(traced::subscriber(&out));
+    let _cache = resilient_cache("traced::resilient").await;
+    let text = out.text();
+    for expected in [
+        "refresh-ahead started",
+        "recompute failed; answered with the stale value",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
