@@ -294,7 +294,8 @@ use proc_macro::TokenStream;
 /// ```
 ///
 /// Refresh-ahead runs the body in a background task: it needs the shared form (see below),
-/// an `async fn` whose body borrows nothing from its caller.
+/// an `async fn` whose body borrows nothing from its caller and whose future is `Send`;
+/// `refresh` on any other fn is a compile error.
 ///
 /// # Concurrent calls and cancellation
 ///
@@ -353,7 +354,8 @@ use proc_macro::TokenStream;
 /// `retry` or with `retry = "0s"`, zero `refresh`, `retry_max` and `stale_if_error`, a
 /// companion named like the fn, and `Box<dyn Error>` without `Send + Sync` are reported by
 /// the macro. A key, value or error type that cannot be cached is reported by the compiler,
-/// once, on the argument or return type, with the fix (`skip(pool)`, `skip(self)`, ..).
+/// once, on the argument or return type, with the fix (`skip(pool)`, `skip(self)`, ..); a
+/// body whose future is not `Send` next to `refresh`, on the `refresh` option.
 ///
 /// # Limits
 ///

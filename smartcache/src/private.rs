@@ -498,6 +498,10 @@ pub trait ViaShared {
     type Output;
     /// [`Route::Shared`], with the body's future if arguments were given.
     fn route(&self) -> Route<Self::Output>;
+    /// [`Fits`]: the body can run in a task of its own, as refresh-ahead needs.
+    fn verdict(&self) -> Fits {
+        Fits
+    }
 }
 
 impl<A, F, Fut> ViaShared for Probe<A, F>
@@ -522,6 +526,33 @@ pub trait ViaLocal {
     type Output;
     /// [`Route::Local`].
     fn route(&self) -> Route<Self::Output>;
+    /// [`Unfit`]: the body is polled by its caller, and cannot refresh in the background.
+    fn verdict(&self) -> Unfit {
+        Unfit
+    }
+}
+
+/// The check of a fn with `refresh`: fails (with the hint) when its route probe fell back
+/// to the local route, where no refresh-ahead ever starts. Implemented by [`RefreshAhead`].
+#[diagnostic::on_unimplemented(
+    message = "`refresh` needs a body whose future is `Send`: refresh-ahead runs it in a background task",
+    label = "this fn's body is polled by its caller, so it is never refreshed ahead",
+    note = "hold no `Rc`, `RefCell` guard or other value that is not `Send` across an `.await`, or remove `refresh`"
+)]
+pub trait RefreshInBackground<Verdict> {}
+
+impl<T: ?Sized> RefreshInBackground<Fits> for T {}
+impl<T: ?Sized> RefreshInBackground<crate::fitness::Undecided> for T {}
+
+/// What [`RefreshInBackground`] is checked on: the `refresh` option.
+#[derive(Debug)]
+pub struct RefreshAhead;
+
+/// Reports, on the `refresh` option, a body that cannot run in a background task.
+pub fn check_refresh<Verdict>(_: Verdict)
+where
+    RefreshAhead: RefreshInBackground<Verdict>,
+{
 }
 
 impl<A, F, Fut> ViaLocal for &Probe<A, F>

@@ -139,37 +139,44 @@ async fn refresh_answers_the_old_value_and_refreshes_once_in_the_background() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_failed_refresh_keeps_the_old_value() {
+async fn a_failed_refresh_keeps_the_old_value_until_a_refresh_after_the_retry_interval() {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
 
     #[smart_cached(ttl = "10m", refresh = "1m", retry = "30s")]
     async fn quote(id: u32) -> Result<u32, String> {
         let run = RUNS.fetch_add(1, SeqCst);
         tokio::task::yield_now().await;
-        if run == 0 {
-            Ok(id)
-        } else {
-            Err("down".to_owned())
+        match run {
+            1 => Err("down".to_owned()),
+            _ => Ok(id * 10 + u32::try_from(run).unwrap_or(0)),
         }
     }
 
-    assert_eq!(quote(1).await, Ok(1));
+    assert_eq!(quote(1).await, Ok(10));
     tokio::time::advance(secs(60)).await;
-    assert_eq!(quote(1).await, Ok(1));
+    assert_eq!(quote(1).await, Ok(10));
     until(|| quote_cache().stats().refresh_failures == 1).await;
     assert_eq!(
         quote(1).await,
-        Ok(1),
+        Ok(10),
         "the failure did not replace the value"
     );
+
+    tokio::time::advance(secs(29)).await;
+    assert_eq!(quote(1).await, Ok(10));
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
     assert_eq!(
         RUNS.load(SeqCst),
         2,
-        "no new refresh inside the retry interval"
+        "no refresh inside the failure's retry interval"
     );
+
+    tokio::time::advance(secs(1)).await;
+    assert_eq!(quote(1).await, Ok(10));
+    until(|| quote_cache().get(&(1,)) == Some(12)).await;
+    assert_eq!(quote_cache().stats().refreshes, 2);
 }
 
 #[tokio::test(start_paused = true)]
