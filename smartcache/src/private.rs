@@ -222,7 +222,7 @@ fn nested_retry_after<E: RetryAfter>(error: &CacheError<E>) -> Option<Duration> 
 /// What the handle of a `#[smart_cached]` fn builds its cache with: the builder, or the
 /// stand-in of one whose types cannot be cached (which takes every setting and does nothing).
 pub trait Settings<E>: Sized {
-    /// The builder with `hint` as its `retry_hint`, if there is one.
+    /// The builder with `hint` (from a [`HintProbe`]) as its `retry_hint`, if there is one.
     #[must_use]
     fn with_hint(self, hint: Option<Hint<E>>) -> Self;
 }
@@ -245,12 +245,6 @@ impl<K, V, E> Settings<E> for Unusable<AsyncSmartCache<K, V, E>> {
     fn with_hint(self, _: Option<Hint<E>>) -> Self {
         self
     }
-}
-
-/// `builder` with `hint` (from a [`HintProbe`]) as its `retry_hint`, if there is one.
-#[must_use]
-pub fn with_hint<B: Settings<E>, E>(builder: B, hint: Option<Hint<E>>) -> B {
-    builder.with_hint(hint)
 }
 
 /// The resilience settings on the stand-in builder of a cache whose types cannot be cached
@@ -532,6 +526,18 @@ pub trait ViaLocal {
     }
 }
 
+impl<A, F, Fut> ViaLocal for &Probe<A, F>
+where
+    F: FnOnce(A) -> Fut,
+    Fut: Future,
+{
+    type Output = Fut::Output;
+
+    fn route(&self) -> Route<Fut::Output> {
+        Route::Local
+    }
+}
+
 /// The check of a fn with `refresh`: fails (with the hint) when its route probe fell back
 /// to the local route, where no refresh-ahead ever starts. Implemented by [`RefreshAhead`].
 #[diagnostic::on_unimplemented(
@@ -553,18 +559,6 @@ pub fn check_refresh<Verdict>(_: Verdict)
 where
     RefreshAhead: RefreshInBackground<Verdict>,
 {
-}
-
-impl<A, F, Fut> ViaLocal for &Probe<A, F>
-where
-    F: FnOnce(A) -> Fut,
-    Fut: Future,
-{
-    type Output = Fut::Output;
-
-    fn route(&self) -> Route<Fut::Output> {
-        Route::Local
-    }
 }
 
 /// The future of a [`Route::Shared`] built with arguments.

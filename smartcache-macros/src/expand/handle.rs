@@ -17,7 +17,7 @@ impl Generator<'_> {
     //         static __SMARTCACHE: OnceLock<AsyncSmartCache<..>> = OnceLock::new();
     //         __SMARTCACHE.get_or_init(|| {
     //             AsyncSmartCache::builder().retry_interval(Duration::new(60, 0)).name("users").build()
-    //             // with an error type: __private::with_hint(<the builder>, <its hint>) (see `hint`)
+    //             // with an error type: Settings::with_hint(<the builder>, <its hint>) (see `hint`)
     //             // with `shared`: __private::share(AsyncSmartCache::builder()..).build()
     //         })
     //     }
@@ -55,7 +55,7 @@ impl Generator<'_> {
                 .name(#name)
         };
         let builder = match self.hint() {
-            Some(hint) => quote!(::smartcache::__private::with_hint(#builder, #hint)),
+            Some(hint) => quote!(::smartcache::__private::Settings::with_hint(#builder, #hint)),
             None => builder,
         };
         let builder = if function.options.shared {
@@ -111,7 +111,7 @@ impl Generator<'_> {
     }
 
     // Output (`Result<T, E>`; `Result<T, CacheError<E>>` asks for `nested_hint`):
-    //     with_hint(<builder>, (&HintProbe::<E>::new()).hint())
+    //     Settings::with_hint(<builder>, (&HintProbe::<E>::new()).hint())
     /// The retry hint of the fn's error type, `Some` at run time when it implements
     /// `smartcache::RetryAfter` (see `HintProbe`); no code for fns whose failures are not
     /// errors of theirs (`Option`, infallible).
