@@ -1,6 +1,9 @@
 //! Parsing the options: `#[smart_cached(retry = "5m", ttl = "10m", capacity = 10_000,
 //! skip(client), name = "users", key: u64 = id.0, companions = "pub(crate)", handle = users,
-//! uncached = fetch_users)]`.
+//! uncached = fetch_users, retry_max = "1h", refresh = "1m", stale_if_error = "1h")]`.
+//!
+//! Only the syntax is checked here; what the values mean together (`refresh` shorter than
+//! `ttl`, ..) is checked in [`crate::valid`].
 //!
 //! Every option is read even after a mistake, so that all mistakes are reported together.
 //! The options of the `cached` crate are recognised, each with the smartcache spelling as
@@ -8,7 +11,7 @@
 
 use std::time::Duration;
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
@@ -19,9 +22,16 @@ use crate::ctxt::Errors;
 /// The options, as given (a missing option is `None`: the runtime's default applies).
 #[derive(Default)]
 pub(crate) struct Options {
-    /// `retry = ".."`: the duration, and the span of `retry` for errors about it.
-    pub(crate) retry: Option<(Duration, Span)>,
-    pub(crate) ttl: Option<Duration>,
+    /// `retry = ".."`: the first failure's retry interval.
+    pub(crate) retry: Option<Timing>,
+    /// `ttl = ".."`: the time to live.
+    pub(crate) ttl: Option<Timing>,
+    /// `retry_max = ".."`: the cap on a key's retry interval under backoff.
+    pub(crate) retry_max: Option<Timing>,
+    /// `refresh = ".."`: the age at which a value is refreshed ahead, in the background.
+    pub(crate) refresh: Option<Timing>,
+    /// `stale_if_error = ".."`: how long past its expiry a value stands in for a failure.
+    pub(crate) stale_if_error: Option<Timing>,
     pub(crate) capacity: Option<u64>,
     /// `skip(..)`: the arguments left out of the key (`self` included), in order.
     pub(crate) skip: Vec<Ident>,
@@ -38,6 +48,28 @@ pub(crate) struct Options {
     pub(crate) shared: bool,
 }
 
+/// A duration option, `name = "5m"`, with its tokens for the errors about it.
+pub(crate) struct Timing {
+    pub(crate) duration: Duration,
+    /// The option's name (`retry`).
+    pub(crate) name: Ident,
+    /// The duration string as written.
+    pub(crate) literal: LitStr,
+}
+
+impl Timing {
+    /// The whole option, `name = "5m"`, for an error about the option rather than its value.
+    pub(crate) fn option(&self) -> TokenStream {
+        let Self { name, literal, .. } = self;
+        quote::quote!(#name = #literal)
+    }
+
+    /// The duration as the user wrote it, trimmed: `1h30m`.
+    pub(crate) fn text(&self) -> String {
+        self.literal.value().trim().to_owned()
+    }
+}
+
 /// `key: Type = expr`.
 pub(crate) struct CustomKey {
     /// The `key` token, for errors about the option.
@@ -46,9 +78,12 @@ pub(crate) struct CustomKey {
     pub(crate) expr: Expr,
 }
 
-const OPTIONS: [&str; 10] = [
+const OPTIONS: [&str; 13] = [
     "retry",
     "ttl",
+    "retry_max",
+    "refresh",
+    "stale_if_error",
     "capacity",
     "skip",
     "name",
@@ -126,10 +161,6 @@ const MIGRATION_HINTS: &[(&str, &str)] = &[
     (
         "ttl_millis",
         "the time to live is a duration here: `ttl = \"500ms\"`",
-    ),
-    (
-        "refresh",
-        "a hit never extends the time to live here; remove it",
     ),
     (
         "cache_err",
@@ -238,14 +269,15 @@ impl Options {
                 continue;
             }
             match name.as_str() {
-                "retry" => {
-                    let span = meta
-                        .path()
-                        .get_ident()
-                        .map_or_else(Span::call_site, Ident::span);
-                    options.retry = duration(&meta, errors).map(|d| (d, span));
-                }
+                "retry" => options.retry = duration(&meta, errors),
                 "ttl" => options.ttl = duration(&meta, errors),
+                "retry_max" => options.retry_max = duration(&meta, errors),
+                "refresh" if flag_value(&meta).is_some() => errors.spanned(
+                    flag_value(&meta),
+                    "`refresh` is refresh-ahead here and takes a duration: `refresh = \"1m\"` refreshes a value in the background once it is a minute old; `cached`'s `refresh = true` (a hit extends the time to live) has no equivalent: remove it",
+                ),
+                "refresh" => options.refresh = duration(&meta, errors),
+                "stale_if_error" => options.stale_if_error = duration(&meta, errors),
                 "capacity" => options.capacity = capacity(&meta, errors),
                 "name" => options.name = registry_name(&meta, errors),
                 "key" => errors.spanned(
@@ -358,10 +390,26 @@ fn suffix_allowed(lit: &Lit) -> bool {
     }
 }
 
+/// `true` in `name = true` (or `false`).
+fn flag_value(meta: &Meta) -> Option<&syn::LitBool> {
+    match meta {
+        Meta::NameValue(syn::MetaNameValue {
+            value:
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(flag),
+                    ..
+                }),
+            ..
+        }) => Some(flag),
+        _ => None,
+    }
+}
+
 /// `retry = "5m"`, `ttl = "1h30m"`: a duration string, parsed now.
-fn duration(meta: &Meta, errors: &mut Errors) -> Option<Duration> {
+fn duration(meta: &Meta, errors: &mut Errors) -> Option<Timing> {
     const EXPECTS: &str = "a duration string";
-    let name = meta.path().get_ident()?.to_string();
+    let ident = meta.path().get_ident()?;
+    let name = ident.to_string();
     let example = format!("{name} = \"5m\"");
     let lit = literal(meta, EXPECTS, &example, errors)?;
     let Lit::Str(text) = lit else {
@@ -388,7 +436,11 @@ fn duration(meta: &Meta, errors: &mut Errors) -> Option<Duration> {
         );
         return None;
     };
-    Some(duration)
+    Some(Timing {
+        duration,
+        name: ident.clone(),
+        literal: text.clone(),
+    })
 }
 
 /// `capacity = 10_000`.

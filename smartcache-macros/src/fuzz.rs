@@ -224,6 +224,22 @@ fn duration_text() -> impl Strategy<Value = String> {
     ]
 }
 
+/// The duration options.
+const TIMINGS: &[&str] = &["retry", "ttl", "retry_max", "refresh", "stale_if_error"];
+
+/// The duration of the option `option` (one of [`TIMINGS`]) in `options`.
+fn timing(options: &Options, option: &str) -> Option<std::time::Duration> {
+    let timing = match option {
+        "retry" => &options.retry,
+        "ttl" => &options.ttl,
+        "retry_max" => &options.retry_max,
+        "refresh" => &options.refresh,
+        "stale_if_error" => &options.stale_if_error,
+        _ => return None,
+    };
+    timing.as_ref().map(|timing| timing.duration)
+}
+
 /// `option = "<text>"` parses to humantime's reading of the trimmed text, or to one error.
 fn check_duration(option: &str, text: &str) -> Result<(), TestCaseError> {
     let name = ident(option);
@@ -231,10 +247,7 @@ fn check_duration(option: &str, text: &str) -> Result<(), TestCaseError> {
     let args = quote!(#name = #literal);
     let (options, error) = parse_options(&args)?;
     let expected = humantime::parse_duration(text.trim()).ok();
-    let parsed = match option {
-        "ttl" => options.ttl,
-        _ => options.retry.map(|(duration, _)| duration),
-    };
+    let parsed = timing(&options, option);
     prop_assert_eq!(parsed, expected, "for {:?}", text);
     match error {
         None => prop_assert!(expected.is_some(), "no error for {:?}", text),
@@ -251,9 +264,39 @@ fn check_duration(option: &str, text: &str) -> Result<(), TestCaseError> {
 
 /// The options, misspelled ones, keywords and raw identifiers.
 const NAMES: &[&str] = &[
-    "retry", "ttl", "capacity", "skip", "name", "retyr", "rety", "ttl_", "TTL", "Retry", "capacit",
-    "skp", "skips", "nam", "names", "self", "Self", "crate", "fn", "async", "true", "false", "_",
-    "r#retry", "r#skip", "r#type", "id", "client",
+    "retry",
+    "ttl",
+    "capacity",
+    "skip",
+    "name",
+    "retyr",
+    "rety",
+    "ttl_",
+    "TTL",
+    "Retry",
+    "capacit",
+    "skp",
+    "skips",
+    "nam",
+    "names",
+    "self",
+    "Self",
+    "crate",
+    "fn",
+    "async",
+    "true",
+    "false",
+    "_",
+    "r#retry",
+    "r#skip",
+    "r#type",
+    "id",
+    "client",
+    "retry_max",
+    "refresh",
+    "stale_if_error",
+    "retrymax",
+    "stale",
 ];
 
 /// Literals that the constructors of `Literal` do not write: other bases, separators,
@@ -351,6 +394,9 @@ enum ValidOption {
     Companions(&'static str),
     Handle(&'static str),
     Uncached(&'static str),
+    RetryMax(String),
+    Refresh(String),
+    StaleIfError(String),
 }
 
 const KEYS: &[(&str, &str)] = &[
@@ -410,6 +456,9 @@ fn valid_option(kind: usize) -> BoxedStrategy<ValidOption> {
         7 => select(COMPANION_NAMES)
             .prop_map(ValidOption::Handle)
             .boxed(),
+        9 => valid_duration().prop_map(ValidOption::RetryMax).boxed(),
+        10 => valid_duration().prop_map(ValidOption::Refresh).boxed(),
+        11 => valid_duration().prop_map(ValidOption::StaleIfError).boxed(),
         _ => select(COMPANION_NAMES)
             .prop_map(ValidOption::Uncached)
             .boxed(),
@@ -418,7 +467,7 @@ fn valid_option(kind: usize) -> BoxedStrategy<ValidOption> {
 
 /// Each option at most once, in any order.
 fn valid_options() -> impl Strategy<Value = Vec<ValidOption>> {
-    proptest::sample::subsequence(&[0, 1, 2, 3, 4, 5, 6, 7, 8][..], 0..=9)
+    proptest::sample::subsequence(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11][..], 0..=12)
         .prop_shuffle()
         .prop_flat_map(|kinds| kinds.into_iter().map(valid_option).collect::<Vec<_>>())
 }
@@ -450,6 +499,9 @@ fn option_tokens(option: &ValidOption) -> TokenStream {
             let name = ident(name);
             quote!(uncached = #name)
         }
+        ValidOption::RetryMax(text) => quote!(retry_max = #text),
+        ValidOption::Refresh(text) => quote!(refresh = #text),
+        ValidOption::StaleIfError(text) => quote!(stale_if_error = #text),
     }
 }
 
@@ -541,10 +593,17 @@ fn check_valid_list(options: &[ValidOption], args: &TokenStream) -> Result<(), T
     let duration = |text: &str| humantime::parse_duration(text).ok();
     for option in options {
         match option {
-            ValidOption::Retry(text) => {
-                prop_assert_eq!(parsed.retry.map(|(d, _)| d), duration(text));
+            ValidOption::Retry(text) => prop_assert_eq!(timing(&parsed, "retry"), duration(text)),
+            ValidOption::Ttl(text) => prop_assert_eq!(timing(&parsed, "ttl"), duration(text)),
+            ValidOption::RetryMax(text) => {
+                prop_assert_eq!(timing(&parsed, "retry_max"), duration(text));
             }
-            ValidOption::Ttl(text) => prop_assert_eq!(parsed.ttl, duration(text)),
+            ValidOption::Refresh(text) => {
+                prop_assert_eq!(timing(&parsed, "refresh"), duration(text));
+            }
+            ValidOption::StaleIfError(text) => {
+                prop_assert_eq!(timing(&parsed, "stale_if_error"), duration(text));
+            }
             ValidOption::Capacity(capacity) => prop_assert_eq!(parsed.capacity, Some(*capacity)),
             ValidOption::Skip(names) => {
                 let skipped: Vec<String> = parsed.skip.iter().map(ToString::to_string).collect();
@@ -607,7 +666,7 @@ enum Value {
 fn expected_value(option: &str, value: &TokenStream) -> Option<Value> {
     let lit = syn::parse2::<syn::Lit>(value.clone()).ok()?;
     match (option, lit) {
-        ("retry" | "ttl", syn::Lit::Str(text)) if text.suffix().is_empty() => {
+        (option, syn::Lit::Str(text)) if TIMINGS.contains(&option) && text.suffix().is_empty() => {
             let duration = humantime::parse_duration(text.value().trim());
             duration.ok().map(Value::Duration)
         }
@@ -656,8 +715,7 @@ fn check_value(option: &str, value: &TokenStream) -> Result<(), TestCaseError> {
     let args = quote!(#name = #value);
     let (options, error) = parse_options(&args)?;
     let parsed = match option {
-        "retry" => options.retry.map(|(duration, _)| Value::Duration(duration)),
-        "ttl" => options.ttl.map(Value::Duration),
+        option if TIMINGS.contains(&option) => timing(&options, option).map(Value::Duration),
         "capacity" => options.capacity.map(Value::Capacity),
         _ => options.name.map(|name| Value::Name(name.value())),
     };
@@ -976,7 +1034,7 @@ proptest! {
     /// A duration is accepted exactly when humantime reads the trimmed string.
     #[test]
     fn durations_parse_as_humantime_does(
-        option in select(&["retry", "ttl"][..]),
+        option in select(TIMINGS),
         text in duration_text(),
     ) {
         check_duration(option, &text)?;
@@ -985,7 +1043,7 @@ proptest! {
     /// One option's value is read exactly as documented.
     #[test]
     fn option_values_are_read_as_documented(
-        option in select(&["retry", "ttl", "capacity", "name"][..]),
+        option in select(&["retry", "ttl", "retry_max", "refresh", "stale_if_error", "capacity", "name"][..]),
         value in value(),
     ) {
         check_value(option, &value.stream())?;

@@ -59,6 +59,9 @@ use proc_macro::TokenStream;
 /// | `companions = "pub(crate)"` | visibility of `<fn>_cache` and `<fn>_uncached` (`"private"`: none) | the fn's |
 /// | `handle = name` | name of the cache handle | `<fn>_cache` |
 /// | `uncached = name` | name of the uncached fn | `<fn>_uncached` |
+/// | `retry_max = "1h"` | cap on a key's retry interval: each consecutive failure (or `None`) doubles it, jittered by up to ±20%; a success resets it | `retry` (no growth) |
+/// | `refresh = "1m"` | refresh-ahead: a value older than this is answered at once and refreshed in the background, once per key; shorter than `ttl` | never |
+/// | `stale_if_error = "1h"` | when recomputing an expired value fails, its last good value is answered for up to this long past its expiry (the failure is still cached); needs `ttl` | never |
 ///
 /// Durations are parsed at compile time: `"500ms"`, `"30s"`, `"5m"`, `"1h30m"`, `"2d"`. A
 /// mistake in the options is a compile error on the offending token, and all of them are
@@ -251,6 +254,49 @@ use proc_macro::TokenStream;
 /// }
 /// ```
 ///
+/// # Failing backends
+///
+/// `retry_max`, `refresh` and `stale_if_error` set the builder's `max_retry_interval`,
+/// `refresh_after` and `stale_if_error`. When the fn's error type (the `E` of `Result<T, E>`
+/// or of `Result<T, CacheError<E>>`) implements `smartcache::RetryAfter`, the hint of each
+/// failure is its retry interval, not jittered, capped by `retry_max` (by `retry` without
+/// it): nothing to write in the attribute.
+///
+/// ```
+/// use smartcache::{CacheError, RetryAfter, smart_cached};
+/// use std::time::Duration;
+///
+/// #[derive(Debug)]
+/// enum ApiError {
+///     RateLimited { secs: u64 },
+///     Down,
+/// }
+///
+/// impl RetryAfter for ApiError {
+///     fn retry_after(&self) -> Option<Duration> {
+///         match self {
+///             Self::RateLimited { secs } => Some(Duration::from_secs(*secs)),
+///             Self::Down => None, // `retry`, doubling up to `retry_max`
+///         }
+///     }
+/// }
+///
+/// #[smart_cached(retry = "30s", retry_max = "10m", ttl = "5m", refresh = "4m", stale_if_error = "1h")]
+/// async fn quote(symbol: String) -> Result<u64, CacheError<ApiError>> {
+///     Err(ApiError::RateLimited { secs: 90 }.into())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let _ = quote("ACME".into()).await;
+/// let cached = quote("ACME".into()).await.unwrap_err();
+/// assert!(cached.retry_in().unwrap() > Duration::from_secs(80)); // the hint's 90 s
+/// # }
+/// ```
+///
+/// Refresh-ahead runs the body in a background task: it needs the shared form (see below),
+/// an `async fn` whose body borrows nothing from its caller and whose future is `Send`;
+/// `refresh` on any other fn is a compile error.
+///
 /// # Concurrent calls and cancellation
 ///
 /// Concurrent calls with the same key share one computation. Whether that computation
@@ -302,10 +348,14 @@ use proc_macro::TokenStream;
 /// A fn returning `impl Future` without `async`, type-generic functions or `impl` blocks,
 /// trait `impl`s, `impl Trait` arguments, unknown or repeated options (the `cached` crate's
 /// with the smartcache spelling as the hint), bad durations and literals, `skip` of an
-/// unknown argument or next to a custom `key`, `retry` on a function that cannot fail, a
+/// unknown argument or next to a custom `key`, `retry`, `retry_max` or `stale_if_error` on a
+/// function that cannot fail, `refresh` not shorter than `ttl` (or on a fn that cannot
+/// refresh in the background), `stale_if_error` without `ttl`, `retry_max` shorter than
+/// `retry` or with `retry = "0s"`, zero `refresh`, `retry_max` and `stale_if_error`, a
 /// companion named like the fn, and `Box<dyn Error>` without `Send + Sync` are reported by
 /// the macro. A key, value or error type that cannot be cached is reported by the compiler,
-/// once, on the argument or return type, with the fix (`skip(pool)`, `skip(self)`, ..).
+/// once, on the argument or return type, with the fix (`skip(pool)`, `skip(self)`, ..); a
+/// body whose future is not `Send` next to `refresh`, on the `refresh` option.
 ///
 /// # Limits
 ///

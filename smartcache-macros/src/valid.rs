@@ -2,7 +2,10 @@
 //! offending token. Type requirements (`Hash`, `Clone`, `Send`, ..) are not checked here but
 //! by the compiler, through the helper traits of `smartcache::__private`.
 
+use std::time::Duration;
+
 use proc_macro2::Span;
+use syn::ext::IdentExt;
 use syn::visit::{self, Visit};
 use syn::{
     GenericParam, Lifetime, ReturnType, Signature, Type, TypeImplTrait, TypeReference,
@@ -19,6 +22,117 @@ pub(crate) fn check(function: &CachedFn, errors: &mut Errors) {
     check_key(function, errors);
     check_output(function, errors);
     check_companion_names(function, errors);
+    check_retry_max(function, errors);
+    check_refresh(function, errors);
+    check_stale_if_error(function, errors);
+}
+
+/// `retry`'s default, as `smartcache::DEFAULT_RETRY_INTERVAL` (which this crate cannot name).
+const DEFAULT_RETRY: Duration = Duration::from_secs(5 * 60);
+
+/// `retry_max` caps an interval that doubles from `retry`: it is neither zero nor shorter
+/// than `retry`, and there is a `retry` to grow.
+fn check_retry_max(function: &CachedFn, errors: &mut Errors) {
+    let options = &function.options;
+    let Some(retry_max) = &options.retry_max else {
+        return;
+    };
+    if let Output::Infallible { .. } = function.output {
+        return; // reported as an option for failures
+    }
+    let retry = options.retry.as_ref();
+    if retry_max.duration.is_zero() {
+        errors.spanned(
+            &retry_max.literal,
+            "`retry_max` cannot be zero: it caps the retry interval, which doubles from `retry` with each consecutive failure; give a cap like `retry_max = \"1h\"`",
+        );
+    } else if let Some(retry) = retry.filter(|retry| retry.duration.is_zero()) {
+        errors.spanned(
+            retry_max.option(),
+            format!(
+                "`retry_max` has no effect with `retry = \"{}\"`: no failure is cached, so nothing backs off; remove `retry_max`, or give `retry` a duration",
+                retry.text()
+            ),
+        );
+    } else if let Some(retry) = retry.filter(|retry| retry_max.duration < retry.duration) {
+        errors.spanned(
+            &retry_max.literal,
+            format!(
+                "`retry_max` must not be shorter than `retry` ({}): it caps the interval that doubles from `retry` with each consecutive failure",
+                retry.text()
+            ),
+        );
+    } else if retry.is_none() && retry_max.duration < DEFAULT_RETRY {
+        errors.spanned(
+            &retry_max.literal,
+            "`retry_max` must not be shorter than the default `retry` of 5m: it caps the interval that doubles from `retry` with each consecutive failure; set a shorter `retry` too, like `retry = \"30s\"`",
+        );
+    }
+}
+
+/// `refresh` is an age within the time to live, and the body can run in a background task.
+fn check_refresh(function: &CachedFn, errors: &mut Errors) {
+    let options = &function.options;
+    let Some(refresh) = &options.refresh else {
+        return;
+    };
+    if refresh.duration.is_zero() {
+        errors.spanned(
+            &refresh.literal,
+            format!(
+                "`refresh = \"{}\"` would refresh on every hit; give the age at which a value is refreshed ahead, like `refresh = \"1m\"`",
+                refresh.text()
+            ),
+        );
+    } else if let Some(ttl) = options
+        .ttl
+        .as_ref()
+        .filter(|ttl| refresh.duration >= ttl.duration)
+    {
+        errors.spanned(
+            &refresh.literal,
+            format!(
+                "`refresh` must be shorter than `ttl` ({}): a value is refreshed ahead while it is still within its time to live",
+                ttl.text()
+            ),
+        );
+    }
+    if function.sig.asyncness.is_none() {
+        errors.spanned(
+            refresh.option(),
+            "`refresh` needs an `async fn`: refresh-ahead runs the body in a background task",
+        );
+    } else if function.body_borrows() {
+        errors.spanned(
+            refresh.option(),
+            "`refresh` needs a body that borrows nothing from its caller, to run it in a background task: take the receiver by value (`self`, `self: Arc<Self>`) and skipped arguments as owned types",
+        );
+    }
+}
+
+/// `stale_if_error` is a window past the time to live.
+fn check_stale_if_error(function: &CachedFn, errors: &mut Errors) {
+    let options = &function.options;
+    let Some(stale) = &options.stale_if_error else {
+        return;
+    };
+    if let Output::Infallible { .. } = function.output {
+        return; // reported as an option for failures
+    }
+    if stale.duration.is_zero() {
+        errors.spanned(
+            &stale.literal,
+            format!(
+                "`stale_if_error = \"{}\"` serves no stale value; give how long past its expiry a value may stand in for a failure, like `stale_if_error = \"1h\"`",
+                stale.text()
+            ),
+        );
+    } else if options.ttl.is_none() {
+        errors.spanned(
+            stale.option(),
+            "`stale_if_error` needs a `ttl`: without one values never expire, so there is nothing to serve stale; add `ttl = \"..\"`",
+        );
+    }
 }
 
 /// `handle = ..` and `uncached = ..` must not take the cached fn's name, nor each other's.
@@ -176,12 +290,18 @@ fn check_output(function: &CachedFn, errors: &mut Errors) {
     if let Output::Transparent { error, .. } = &function.output {
         check_boxed_error(error, errors);
     }
-    if let (Output::Infallible { .. }, Some((_, span))) = (&function.output, function.options.retry)
-    {
-        errors.push(syn::Error::new(
-            span,
-            "`retry` applies to failures, and this fn cannot fail: its return type is not a `Result`",
-        ));
+    if let Output::Infallible { .. } = &function.output {
+        let options = &function.options;
+        let failure_options = [&options.retry, &options.retry_max, &options.stale_if_error];
+        for timing in failure_options.into_iter().flatten() {
+            let name = timing.name.unraw();
+            errors.spanned(
+                &timing.name,
+                format!(
+                    "`{name}` applies to failures, and this fn cannot fail: its return type is not a `Result`"
+                ),
+            );
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::Hash;
+use std::marker::PhantomData;
 use std::panic::resume_unwind;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -27,6 +28,7 @@ pub use crate::fitness::{
     check_key_arg, check_key_arg_unnamed, check_key_receiver,
 };
 pub use crate::{AsyncSmartCache, CacheError};
+use crate::{AsyncSmartCacheBuilder, RetryAfter};
 
 /// A type that can be (part of) a cache key. Implemented for every type that qualifies.
 ///
@@ -145,6 +147,126 @@ pub fn transparent<V, E: ClonedError>(answer: Result<V, CacheError<E>>) -> Resul
 }
 
 pub use crate::resilience::Absent;
+
+/// A failure's retry hint, as the builder's `retry_hint` takes it.
+pub type Hint<E> = fn(&E) -> Option<Duration>;
+
+/// The probe of a fn's error type `E`: whether its failures say when to retry
+/// ([`RetryAfter`]), so that the cache of a `#[smart_cached]` fn honours them.
+///
+/// `(&HintProbe::<E>::new()).hint()` resolves to [`HintGiven::hint`] when `E: RetryAfter`
+/// (`Some(E::retry_after)`), and to [`HintNone::hint`] (`None`) otherwise: autoref
+/// specialization, as for the probes of `fitness.rs`. Either way it compiles; nothing is
+/// reported.
+pub struct HintProbe<E: ?Sized>(PhantomData<fn() -> *const E>);
+
+impl<E: ?Sized> HintProbe<E> {
+    /// The probe.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<E: ?Sized> Default for HintProbe<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E: ?Sized> std::fmt::Debug for HintProbe<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HintProbe")
+    }
+}
+
+/// `E` says when to retry.
+pub trait HintGiven<E> {
+    /// The hint of a cache whose error type is `E` (`Result<T, E>` fns).
+    fn hint(&self) -> Option<Hint<E>>;
+    /// The hint of a cache whose error type is `CacheError<E>` (`Result<T, CacheError<E>>`
+    /// fns): the original error's.
+    fn nested_hint(&self) -> Option<Hint<CacheError<E>>>;
+}
+
+impl<E: RetryAfter> HintGiven<E> for HintProbe<E> {
+    #[inline]
+    fn hint(&self) -> Option<Hint<E>> {
+        Some(E::retry_after)
+    }
+    #[inline]
+    fn nested_hint(&self) -> Option<Hint<CacheError<E>>> {
+        Some(nested_retry_after::<E>)
+    }
+}
+
+/// `E` says nothing (the fallback): the cache's own intervals.
+pub trait HintNone<E> {
+    /// `None`.
+    fn hint(&self) -> Option<Hint<E>> {
+        None
+    }
+    /// `None`.
+    fn nested_hint(&self) -> Option<Hint<CacheError<E>>> {
+        None
+    }
+}
+
+impl<E> HintNone<E> for &HintProbe<E> {}
+
+/// The hint of the original error inside a `CacheError` (none for a panic or a cycle).
+fn nested_retry_after<E: RetryAfter>(error: &CacheError<E>) -> Option<Duration> {
+    error.error().and_then(|original| original.retry_after())
+}
+
+/// What the handle of a `#[smart_cached]` fn builds its cache with: the builder, or the
+/// stand-in of one whose types cannot be cached (which takes every setting and does nothing).
+pub trait Settings<E>: Sized {
+    /// The builder with `hint` (from a [`HintProbe`]) as its `retry_hint`, if there is one.
+    #[must_use]
+    fn with_hint(self, hint: Option<Hint<E>>) -> Self;
+}
+
+impl<K, V, E> Settings<E> for AsyncSmartCacheBuilder<K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    fn with_hint(self, hint: Option<Hint<E>>) -> Self {
+        match hint {
+            Some(hint) => self.retry_hint(hint),
+            None => self,
+        }
+    }
+}
+
+impl<K, V, E> Settings<E> for Unusable<AsyncSmartCache<K, V, E>> {
+    fn with_hint(self, _: Option<Hint<E>>) -> Self {
+        self
+    }
+}
+
+/// The resilience settings on the stand-in builder of a cache whose types cannot be cached
+/// (the fallback of [`CacheProbe`]; the others are in `fitness.rs`).
+#[allow(clippy::unused_self, clippy::needless_pass_by_value)]
+impl<K, V, E> Unusable<AsyncSmartCache<K, V, E>> {
+    /// Never called.
+    #[must_use]
+    pub fn max_retry_interval(self, _: Duration) -> Self {
+        self
+    }
+    /// Never called.
+    #[must_use]
+    pub fn refresh_after(self, _: Duration) -> Self {
+        self
+    }
+    /// Never called.
+    #[must_use]
+    pub fn stale_if_error(self, _: Duration) -> Self {
+        self
+    }
+}
 
 /// `#[smart_cached(shared)]`: the cache goes on the installed shared tier.
 #[cfg(feature = "redis")]
@@ -370,6 +492,10 @@ pub trait ViaShared {
     type Output;
     /// [`Route::Shared`], with the body's future if arguments were given.
     fn route(&self) -> Route<Self::Output>;
+    /// [`Fits`]: the body can run in a task of its own, as refresh-ahead needs.
+    fn verdict(&self) -> Fits {
+        Fits
+    }
 }
 
 impl<A, F, Fut> ViaShared for Probe<A, F>
@@ -394,6 +520,10 @@ pub trait ViaLocal {
     type Output;
     /// [`Route::Local`].
     fn route(&self) -> Route<Self::Output>;
+    /// [`Unfit`]: the body is polled by its caller, and cannot refresh in the background.
+    fn verdict(&self) -> Unfit {
+        Unfit
+    }
 }
 
 impl<A, F, Fut> ViaLocal for &Probe<A, F>
@@ -406,6 +536,29 @@ where
     fn route(&self) -> Route<Fut::Output> {
         Route::Local
     }
+}
+
+/// The check of a fn with `refresh`: fails (with the hint) when its route probe fell back
+/// to the local route, where no refresh-ahead ever starts. Implemented by [`RefreshAhead`].
+#[diagnostic::on_unimplemented(
+    message = "`refresh` needs a body whose future is `Send`: refresh-ahead runs it in a background task",
+    label = "this fn's body is polled by its caller, so it is never refreshed ahead",
+    note = "hold no `Rc`, `RefCell` guard or other value that is not `Send` across an `.await`, or remove `refresh`"
+)]
+pub trait RefreshInBackground<Verdict> {}
+
+impl<T: ?Sized> RefreshInBackground<Fits> for T {}
+impl<T: ?Sized> RefreshInBackground<crate::fitness::Undecided> for T {}
+
+/// What [`RefreshInBackground`] is checked on: the `refresh` option.
+#[derive(Debug)]
+pub struct RefreshAhead;
+
+/// Reports, on the `refresh` option, a body that cannot run in a background task.
+pub fn check_refresh<Verdict>(_: Verdict)
+where
+    RefreshAhead: RefreshInBackground<Verdict>,
+{
 }
 
 /// The future of a [`Route::Shared`] built with arguments.

@@ -17,6 +17,7 @@ impl Generator<'_> {
     //         static __SMARTCACHE: OnceLock<AsyncSmartCache<..>> = OnceLock::new();
     //         __SMARTCACHE.get_or_init(|| {
     //             AsyncSmartCache::builder().retry_interval(Duration::new(60, 0)).name("users").build()
+    //             // with an error type: Settings::with_hint(<the builder>, <its hint>) (see `hint`)
     //             // with `shared`: __private::share(AsyncSmartCache::builder()..).build()
     //         })
     //     }
@@ -31,19 +32,7 @@ impl Generator<'_> {
         let cache_fn = &self.cache_fn;
         let cache_type = self.cache_type();
         let static_type = self.outside_impl(cache_type.clone());
-        let options = &function.options;
-        let retry = options.retry.map(|(retry, _)| {
-            let retry = duration(retry);
-            quote!(.retry_interval(#retry))
-        });
-        let ttl = options.ttl.map(|ttl| {
-            let ttl = duration(ttl);
-            quote!(.time_to_live(#ttl))
-        });
-        let capacity = options.capacity.map(|capacity| {
-            let capacity = Literal::u64_unsuffixed(capacity);
-            quote!(.max_capacity(#capacity))
-        });
+        let settings = self.settings();
         let static_fn = &self.static_fn;
         let static_fn_path = self.path_to(static_fn);
         let name = self.registry_name();
@@ -62,12 +51,14 @@ impl Generator<'_> {
         let builder = quote! {
             (&::smartcache::__private::CacheProbe::<#cache_type>::new())
                 .builder()
-                #retry
-                #ttl
-                #capacity
+                #settings
                 .name(#name)
         };
-        let builder = if options.shared {
+        let builder = match self.hint() {
+            Some(hint) => quote!(::smartcache::__private::Settings::with_hint(#builder, #hint)),
+            None => builder,
+        };
+        let builder = if function.options.shared {
             let share = self.share_fn();
             quote!(::smartcache::__private::#share(#builder))
         } else {
@@ -88,11 +79,54 @@ impl Generator<'_> {
                 #static_item
                 __SMARTCACHE.get_or_init(|| {
                     #[allow(unused_imports)]
-                    use ::smartcache::__private::{CacheFits as _, CacheUnfit as _};
+                    use ::smartcache::__private::{
+                        CacheFits as _, CacheUnfit as _, HintGiven as _, HintNone as _,
+                    };
                     #builder.build()
                 })
             }
         }
+    }
+
+    /// The builder calls of the options given: `.retry_interval(..)`, `.time_to_live(..)`, ..
+    fn settings(&self) -> TokenStream {
+        let options = &self.function.options;
+        let timings = [
+            ("retry_interval", &options.retry),
+            ("max_retry_interval", &options.retry_max),
+            ("time_to_live", &options.ttl),
+            ("refresh_after", &options.refresh),
+            ("stale_if_error", &options.stale_if_error),
+        ];
+        let timings = timings.into_iter().filter_map(|(method, timing)| {
+            let method = proc_macro2::Ident::new(method, proc_macro2::Span::call_site());
+            let duration = duration(timing.as_ref()?.duration);
+            Some(quote!(.#method(#duration)))
+        });
+        let capacity = options.capacity.map(|capacity| {
+            let capacity = Literal::u64_unsuffixed(capacity);
+            quote!(.max_capacity(#capacity))
+        });
+        quote!(#(#timings)* #capacity)
+    }
+
+    // Output (`Result<T, E>`; `Result<T, CacheError<E>>` asks for `nested_hint`):
+    //     Settings::with_hint(<builder>, (&HintProbe::<E>::new()).hint())
+    /// The retry hint of the fn's error type, `Some` at run time when it implements
+    /// `smartcache::RetryAfter` (see `HintProbe`); no code for fns whose failures are not
+    /// errors of theirs (`Option`, infallible).
+    fn hint(&self) -> Option<TokenStream> {
+        let (error, method) = match &self.function.output {
+            crate::ast::Output::Full { error, .. } => (error.to_token_stream(), "nested_hint"),
+            crate::ast::Output::Transparent { .. } | crate::ast::Output::Alias { .. } => {
+                (self.types.error.clone(), "hint")
+            }
+            crate::ast::Output::Optional { .. } | crate::ast::Output::Infallible { .. } => {
+                return None;
+            }
+        };
+        let method = proc_macro2::Ident::new(method, proc_macro2::Span::call_site());
+        Some(quote!((&::smartcache::__private::HintProbe::<#error>::new()).#method()))
     }
 
     /// The runtime helper that puts the cache on the installed shared tier, for the fn's

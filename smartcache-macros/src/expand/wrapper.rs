@@ -2,7 +2,7 @@
 //! [`Generator::wrapper`]).
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens, format_ident, quote};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Attribute, FnArg, Meta, Pat, PatIdent, PatType, Signature};
 
@@ -236,6 +236,13 @@ impl Generator<'_> {
         };
         let CacheTypes { value, error, .. } = &self.types;
         let output = quote!(::core::result::Result<#value, #error>);
+        // `refresh`: a body that takes the local route would never be refreshed ahead.
+        let refresh_check = function.options.refresh.as_ref().map(|refresh| {
+            let span = refresh.literal.span();
+            quote_spanned! {span=>
+                ::smartcache::__private::check_refresh((&__smartcache_probe).verdict());
+            }
+        });
         let (body_fn, route_fn) = (&self.body_fn, &self.route_fn);
         let body_path = self.path_to(body_fn);
         let (hidden, cfg) = match function.place {
@@ -259,6 +266,7 @@ impl Generator<'_> {
                     __smartcache_args,
                     |(#(#names,)*)| #body_path(#(#names),*),
                 );
+                #refresh_check
                 (&__smartcache_probe).route()
             }
         }
