@@ -337,25 +337,41 @@ async fn failing_backend() {
     QUOTES_UP.store(false, Ordering::SeqCst);
     println!("   {}  the backend goes down", at());
     let stats = || quote_cache().stats();
-    let mut last = (QUOTE_CALLS.load(Ordering::SeqCst), String::new());
-    // Ask every 100 ms; print a line when the backend was called or the answer changed.
-    for step in 0..90 {
+    let mut last = (QUOTE_CALLS.load(Ordering::SeqCst), "");
+    let mut refresh_failures = 0;
+    // Ask every 100 ms; print a line when the backend was called or the kind of answer
+    // changed.
+    for step in 0..150 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if step == 80 {
             QUOTES_UP.store(true, Ordering::SeqCst);
             println!("   {}  the backend is back", at());
         }
-        let stale_before = stats().stale_hits;
+        let before = stats();
         let answer = quote("QUOTE").await;
-        let calls = QUOTE_CALLS.load(Ordering::SeqCst);
-        let what = match &answer {
-            Ok(price) if stats().stale_hits > stale_before => {
-                format!("{price} (stale: expired, and the backend fails)")
+        tokio::task::yield_now().await; // a refresh-ahead starts its computation
+        let (after, calls) = (stats(), QUOTE_CALLS.load(Ordering::SeqCst));
+        let (kind, what) = match &answer {
+            Ok(price) if after.stale_hits > before.stale_hits => (
+                "stale",
+                format!("{price}, stale: expired while the backend fails"),
+            ),
+            Ok(price) if after.refreshes > before.refreshes => (
+                "refreshing",
+                format!("{price} at once; a refresh-ahead asks the backend"),
+            ),
+            Ok(price) if after.refresh_failures > refresh_failures => {
+                refresh_failures = after.refresh_failures;
+                (
+                    "kept",
+                    format!("{price}: the refresh failed, the old value stays"),
+                )
             }
-            Ok(price) => format!("{price}"),
-            Err(error) => report(error),
+            Ok(price) => ("fresh", format!("{price}")),
+            Err(error) if error.is_cached() => ("cached", report(error)),
+            Err(error) => ("failed", report(error)),
         };
-        if calls != last.0 || what != last.1 {
+        if calls != last.0 || kind != last.1 {
             let asked = if calls == last.0 {
                 "nothing ran"
             } else {
@@ -363,7 +379,7 @@ async fn failing_backend() {
             };
             println!("   {}  {what}  ({asked})", at());
         }
-        last = (calls, what);
+        last = (calls, kind);
         if step > 80 && answer.is_ok() {
             break;
         }

@@ -194,7 +194,10 @@ async fn resilient_cache(name: &str) -> AsyncSmartCache<u8, u8, String> {
         .retry_interval(Duration::from_secs(5))
         .build();
     let down = || async { Err::<u8, _>("down".to_owned()) };
-    cache.get_or_compute_shared(1, || async { Ok(1) }).await.unwrap();
+    cache
+        .get_or_compute_shared(1, || async { Ok(1) })
+        .await
+        .unwrap();
     tokio::time::advance(Duration::from_secs(30)).await;
     assert_eq!(cache.get_or_compute_shared(1, down).await.unwrap(), 1);
     for _ in 0..100 {
