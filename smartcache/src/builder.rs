@@ -120,7 +120,7 @@ where
     /// The cap on a key's retry interval under backoff: each consecutive failure of a key
     /// doubles its interval (from [`retry_interval`](Self::retry_interval)) up to `max`,
     /// each interval jittered by up to ±20% (so processes that failed together do not
-    /// retry together); a success resets it. Default: the retry interval, so intervals
+    /// retry together; at the cap, only downwards: never above `max`); a success resets it. Default: the retry interval, so intervals
     /// neither grow nor vary. A value below the retry interval counts as the retry interval.
     ///
     /// A cached error's [`retry_in`](crate::CacheError::retry_in) shows the grown interval.

@@ -91,7 +91,7 @@ impl Backoff {
 
     /// The interval of a key's `failures`-th consecutive failure (1 for the first), in
     /// nanoseconds: `retry · 2^(failures−1)`, capped by `max`, jittered by up to ±20% with
-    /// `random` (then capped again) when intervals grow; or the error's `hint`, capped by
+    /// `random` (never above `max`) when intervals grow; or the error's `hint`, capped by
     /// `max` and not jittered (the backend said when).
     pub(crate) fn interval(&self, failures: u32, hint: Option<Duration>, random: u64) -> u64 {
         if self.retry == 0 {
@@ -108,14 +108,12 @@ impl Backoff {
             .retry
             .checked_mul(1 << doublings)
             .map_or(self.max, |grown| grown.min(self.max));
-        // `random` spread evenly over [-spread, +spread].
+        // `random` spread evenly over [grown - spread, grown + spread], the top cut at the
+        // cap: intervals at the cap still spread (over its last fifth), so a fleet that
+        // keeps failing does not retry in step there either.
         let spread = grown / JITTER_DIVISOR;
-        let offset = if spread == 0 {
-            0
-        } else {
-            random % (2 * spread + 1)
-        };
-        (grown - spread + offset).min(self.max)
+        let (low, high) = (grown - spread, (grown + spread).min(self.max));
+        low + random % (high - low + 1)
     }
 }
 
@@ -258,6 +256,13 @@ mod tests {
         // Extremes of the draw reach both ends.
         assert_eq!(backoff.interval(1, None, 0), SEC - SEC / 5);
         assert_eq!(backoff.interval(1, None, 2 * (SEC / 5)), SEC + SEC / 5);
+        // At the cap, intervals still spread over its last fifth.
+        assert_eq!(backoff.interval(9, None, 0), 16 * SEC);
+        assert_eq!(backoff.interval(9, None, 4 * SEC), 20 * SEC);
+        let at_cap: std::collections::BTreeSet<_> = (0..50u64)
+            .map(|r| backoff.interval(9, None, r * 999_999_937))
+            .collect();
+        assert!(at_cap.len() > 40, "{} distinct", at_cap.len());
     }
 
     #[test]
