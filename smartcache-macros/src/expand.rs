@@ -297,6 +297,80 @@ mod tests {
         assert_eq!(errors, 3, "unknown option, literal type, generic");
     }
 
+    /// The cache methods the cached fn calls.
+    fn lookups(args: TokenStream, item: TokenStream) -> Vec<String> {
+        let output = super::smart_cached(args, item).to_string();
+        let mut found: Vec<String> = output
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .filter(|word| word.starts_with("get_or_compute"))
+            .map(str::to_owned)
+            .collect();
+        found.dedup();
+        found
+    }
+
+    #[test]
+    fn the_default_key_is_looked_up_borrowed() {
+        assert_eq!(
+            lookups(
+                quote!(),
+                quote!(
+                    async fn f(id: u64, name: &str) -> u8 {
+                        0
+                    }
+                )
+            ),
+            ["get_or_compute_shared_ref", "get_or_compute_ref"]
+        );
+        assert_eq!(
+            lookups(
+                quote!(),
+                quote!(
+                    fn f(name: String) -> u8 {
+                        0
+                    }
+                )
+            ),
+            ["get_or_compute_blocking_ref"]
+        );
+        let method = quote!(impl S { #[smart_cached] async fn f(&self, x: u8) -> u8 { 0 } });
+        assert_eq!(lookups(quote!(), method), ["get_or_compute_ref"]);
+    }
+
+    #[test]
+    fn other_keys_are_looked_up_owned() {
+        let custom = quote!(
+            async fn f(id: u64) -> u8 {
+                0
+            }
+        );
+        assert_eq!(
+            lookups(quote!(key: u64 = *id + 1), custom),
+            ["get_or_compute_shared", "get_or_compute"]
+        );
+        let seven = quote!(
+            async fn f(a: u8, b: u8, c: u8, d: u8, e: u8, f: u8, g: u8) {}
+        );
+        assert_eq!(
+            lookups(quote!(), seven),
+            ["get_or_compute_shared", "get_or_compute"]
+        );
+        let six = quote!(
+            async fn f(a: u8, b: u8, c: u8, d: u8, e: u8, f: u8, g: u8) {}
+        );
+        assert_eq!(
+            lookups(quote!(skip(g)), six),
+            ["get_or_compute_shared_ref", "get_or_compute_ref"]
+        );
+        let none = quote!(
+            async fn f(a: u8) {}
+        );
+        assert_eq!(
+            lookups(quote!(skip(a)), none),
+            ["get_or_compute_shared", "get_or_compute"]
+        );
+    }
+
     #[test]
     fn odd_inputs_never_panic() {
         let args = [

@@ -78,6 +78,11 @@ use proc_macro::TokenStream;
 /// argument or one that holds a borrow (`Option<&str>`) must be skipped. `skip` takes the
 /// names bound inside a pattern too: `skip(state)` leaves out `State(state): State<App>`.
 ///
+/// A hit builds no key: the tuple is looked up through references to the arguments
+/// ([`KeyRef`](https://docs.rs/smartcache/latest/smartcache/struct.KeyRef.html)), and the
+/// owned key is built on a miss only, when the body also gets a clone of each by-value key
+/// argument. A key of more than 6 parts is built on every call.
+///
 /// `key: Type = expr` replaces the tuple: `expr` sees every argument by reference, as its
 /// pattern binds it (and `self` as it is received), and `skip` is then not needed.
 ///

@@ -1,4 +1,5 @@
-//! The blocking and infallible forms: thin layers over `get_or_compute`.
+//! The blocking and infallible forms: thin layers over `get_or_compute` (and
+//! `get_or_compute_ref`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-use crate::{AsyncSmartCache, CacheError};
+use crate::{AsyncSmartCache, BorrowedKey, CacheError};
 
 impl<K, V, E> AsyncSmartCache<K, V, E>
 where
@@ -44,6 +45,35 @@ where
         F: FnOnce() -> Result<V, E>,
     {
         block_on(self.get_or_compute_sync(key, compute))
+    }
+
+    /// [`get_or_compute_blocking`](Self::get_or_compute_blocking), looking the key up by a
+    /// borrowed form of it (`&str` for a `String` key, or any [`BorrowedKey`]), as
+    /// [`get_or_compute_ref`](Self::get_or_compute_ref) does: a hit allocates nothing, and
+    /// the owned key is built (with [`BorrowedKey::to_key`]) only on a miss.
+    ///
+    /// Do not call it from async code, as for
+    /// [`get_or_compute_blocking`](Self::get_or_compute_blocking#deadlock).
+    ///
+    /// # Errors
+    ///
+    /// As for [`get_or_compute`](Self::get_or_compute).
+    ///
+    /// ```
+    /// use smartcache::AsyncSmartCache;
+    ///
+    /// let cache: AsyncSmartCache<String, usize, std::io::Error> = AsyncSmartCache::new();
+    /// let name: &str = "ada";
+    /// assert_eq!(cache.get_or_compute_blocking_ref(name, || Ok(name.len())).unwrap(), 3);
+    /// assert_eq!(cache.get("ada"), Some(3), "stored under the owned key");
+    /// ```
+    pub fn get_or_compute_blocking_ref<Q, F>(&self, key: &Q, compute: F) -> Result<V, CacheError<E>>
+    where
+        Q: BorrowedKey<K> + ?Sized,
+        F: FnOnce() -> Result<V, E>,
+    {
+        // Called inside the flight's panic guard, as in `get_or_compute_sync`.
+        block_on(self.get_or_compute_ref(key, || std::future::ready(compute())))
     }
 }
 
@@ -104,9 +134,18 @@ fn block_on<F: Future>(future: F) -> F::Output {
             self.0.unpark();
         }
     }
+    let mut future = pin!(future);
+    // A hit is ready at once, and needs no waker of this thread's (which is allocated). A
+    // pending future schedules the waker of its latest poll only: the one given next
+    // replaces the no-op one.
+    if let Poll::Ready(output) = future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        return output;
+    }
     let waker = Waker::from(Arc::new(Unpark(thread::current())));
     let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
     loop {
         match future.as_mut().poll(&mut cx) {
             Poll::Ready(output) => return output,

@@ -7,7 +7,7 @@
 use std::any::{Any, TypeId};
 use std::cell::Cell;
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::{Future, Pending, pending};
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::panic::resume_unwind;
@@ -265,6 +265,104 @@ impl<K, V, E> Unusable<AsyncSmartCache<K, V, E>> {
     #[must_use]
     pub fn stale_if_error(self, _: Duration) -> Self {
         self
+    }
+}
+
+/// A by-value key part (`id: u64`, `self`) in a borrowed key: the key holds a reference to
+/// it, and the body, which cannot take the argument while the key borrows it, gets a copy
+/// made when it is called (on a miss only).
+///
+/// `(&KeyProbe::<T>::new()).key_ref(&id)` resolves to [`KeyBorrowed::key_ref`] when `T` can
+/// be part of a key, and to [`KeyNotBorrowed::key_ref`] otherwise (autoref specialization,
+/// as for the probes of `fitness.rs`): then the key holds no reference to the argument,
+/// which is not `Sync` if it is not a key, and the cached fn's future is `Send` exactly when
+/// it is with an owned key. `check_key_arg` stays the one error.
+pub trait KeyBorrowed<T> {
+    /// `value`, for the key.
+    fn key_ref<'a>(&self, value: &'a T) -> &'a T;
+    /// A copy of the argument for the body.
+    #[must_use]
+    fn key_copy(&self, value: &T) -> T;
+}
+
+impl<T: CacheKey> KeyBorrowed<T> for KeyProbe<T> {
+    #[inline]
+    fn key_ref<'a>(&self, value: &'a T) -> &'a T {
+        value
+    }
+    #[inline]
+    fn key_copy(&self, value: &T) -> T {
+        value.key_clone()
+    }
+}
+
+/// `T` cannot be part of a key (the fallback of [`KeyBorrowed`]).
+pub trait KeyNotBorrowed<T> {
+    /// Nothing.
+    fn key_ref(&self, value: &T) -> Unkeyed<T>;
+    /// Never called.
+    fn key_copy(&self, value: Unkeyed<T>) -> T;
+}
+
+impl<T> KeyNotBorrowed<T> for &KeyProbe<T> {
+    fn key_ref(&self, _: &T) -> Unkeyed<T> {
+        Unkeyed(PhantomData)
+    }
+    fn key_copy(&self, _: Unkeyed<T>) -> T {
+        unreachable!("a key that cannot be cached fails to compile")
+    }
+}
+
+/// What [`KeyNotBorrowed::key_ref`] puts in the key: no reference to the argument. `Copy`,
+/// as the reference it stands for.
+pub struct Unkeyed<T>(PhantomData<fn() -> *const T>);
+
+impl<T> Clone for Unkeyed<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Unkeyed<T> {}
+
+impl<T> std::fmt::Debug for Unkeyed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Unkeyed")
+    }
+}
+
+/// The lookups by a borrowed key on the stand-in cache of a fn whose types cannot be cached
+/// (the fallback of [`CacheProbe`]; the owned forms are in `fitness.rs`): no bounds on the
+/// key, so that the check on the type at fault stays the one error.
+#[allow(clippy::unused_self, clippy::needless_pass_by_value)]
+impl<K, V, E> Unusable<(K, V, E)> {
+    /// Never called.
+    pub fn get_or_compute_ref<Q: ?Sized, F>(
+        &self,
+        _: &Q,
+        _: F,
+    ) -> Pending<Result<V, CacheError<E>>> {
+        pending()
+    }
+    /// Never called.
+    pub fn get_or_compute_shared_ref<Q: ?Sized, F>(
+        &self,
+        _: &Q,
+        _: F,
+    ) -> Pending<Result<V, CacheError<E>>> {
+        pending()
+    }
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn get_or_compute_blocking_ref<Q: ?Sized, F>(
+        &self,
+        _: &Q,
+        _: F,
+    ) -> Result<V, CacheError<E>> {
+        unreachable!("a cache that cannot be built fails to compile")
     }
 }
 

@@ -35,6 +35,17 @@ async fn named_like_generated(
     ::core::result::Result::Ok(args + route + probe.len() as u64 + body.len() as u64)
 }
 
+/// Named like the locals that borrow by-value key parts (which are mixed-site: none of these
+/// can be taken for one of them).
+#[::smartcache::smart_cached]
+async fn named_like_key_parts(
+    __smartcache_k1: u64,
+    __smartcache_k0: ::std::string::String,
+    id: u64,
+) -> u64 {
+    __smartcache_k1 * 100 + __smartcache_k0.len() as u64 * 10 + id
+}
+
 #[::smartcache::smart_cached]
 async fn transparent(flag: bool) -> ::core::result::Result<u8, u8> {
     if flag {
@@ -80,6 +91,13 @@ async fn generated_code_ignores_local_names() {
     assert_eq!(shadowed(1, 2, 3, 4).await, 10);
     assert_eq!(named_like_generated(1, 2, "abc", "de").await.unwrap(), 8);
     assert_eq!(named_like_generated(1, 9, "zz", "de").await.unwrap(), 8);
+    assert_eq!(named_like_key_parts(1, "ab".into(), 3).await, 123);
+    assert_eq!(named_like_key_parts(1, "ab".into(), 3).await, 123);
+    let key = (1, ::std::string::String::from("ab"), 3);
+    assert_eq!(
+        named_like_key_parts_cache().get(&key),
+        ::core::option::Option::Some(123)
+    );
     assert_eq!(transparent(false).await, ::core::result::Result::Err(0));
     assert_eq!(no_prelude::double(no_prelude::Id(21)).await, 42);
     assert_eq!(no_prelude::label("x").await, "<x>");

@@ -183,6 +183,102 @@ pub(super) fn arg_key(arg: &Arg) -> KeyPart {
     }
 }
 
+/// The most fields a [`KeyRef`](https://docs.rs/smartcache/latest/smartcache/struct.KeyRef.html)
+/// takes: a longer key is looked up owned.
+const KEY_REF_FIELDS: usize = 6;
+
+/// The argument tuple as a borrowed key, for the `_ref` lookups of the cache: a hit builds
+/// no key (no `String` for a `&str`, no clone of a by-value argument).
+pub(super) struct BorrowedKey {
+    /// `let __smartcache_k0 = (&KeyProbe::<u64>::new()).key_ref(&id);`: a reference to each
+    /// by-value part (`self` included).
+    pub(super) lets: TokenStream,
+    /// `::smartcache::KeyRef((__smartcache_k0, name,))`: each field a reference to a
+    /// `BorrowedKey` of the key's field (`&u64` for `u64`, `&str` for `String`).
+    pub(super) key: TokenStream,
+    /// What the body gets for the receiver, if the key borrows it by value.
+    pub(super) receiver: Option<TokenStream>,
+    /// The same for each argument (aligned with `CachedFn::args`).
+    pub(super) args: Vec<Option<TokenStream>>,
+}
+
+// Input:
+//     #[smart_cached(skip(pool))]
+//     async fn fetch(id: u64, name: &str, pool: Pool) -> .. { .. }
+// Output:
+//     lets: let __smartcache_k0 = (&KeyProbe::<u64>::new()).key_ref(&id);
+//           (a mixed-site name: no name of the user's can meet it)
+//     key:  ::smartcache::KeyRef((__smartcache_k0, name,))
+//     args: [Some((&KeyProbe::<u64>::new()).key_copy(__smartcache_k0)), None, None]
+/// The borrowed form of the default key (the argument tuple), or `None` where it does not
+/// apply: a custom key (`key: T = expr`, built by its expression), no key part (`()` costs
+/// nothing), more than [`KEY_REF_FIELDS`] parts.
+///
+/// A part passed by reference is its own borrowed form (`name: &str` for a `String`, `&self`
+/// for `Self`), and the body gets it as before. A part passed by value is borrowed (`&id`),
+/// so it cannot move into the body while the key holds it: the body gets a copy, made when
+/// it is called, on a miss only (`KeyBorrowed` in `smartcache::__private`).
+///
+/// Nothing here has a bound: for a type that cannot be a key, the cache is the probe's
+/// stand-in, whose `_ref` forms take any key, a by-value part is not borrowed at all (the
+/// probe's fallback, so that the fn's future is `Send` exactly as with an owned key), and
+/// `check_key_arg` stays the one error.
+pub(super) fn borrowed_key(function: &CachedFn) -> Option<BorrowedKey> {
+    if function.options.key.is_some() {
+        return None;
+    }
+    let mut lets = TokenStream::new();
+    let mut fields = Vec::new();
+    let mut borrow = |value: TokenStream, ty: &Type, fields: &mut Vec<TokenStream>| {
+        let local = Ident::new(
+            &format!("__smartcache_k{}", fields.len()),
+            Span::mixed_site(),
+        );
+        let span = ty.span();
+        let probe = quote_spanned!(span=> (&::smartcache::__private::KeyProbe::<#ty>::new()));
+        lets.extend(quote!(let #local = #probe.key_ref(&#value);));
+        fields.push(local.to_token_stream());
+        quote!(#probe.key_copy(#local))
+    };
+    let mut receiver_body = None;
+    if let Some(receiver) = function.receiver.as_ref().filter(|r| !r.skipped) {
+        let token = receiver.token.to_token_stream();
+        match receiver.pass {
+            Pass::Ref => fields.push(token),
+            Pass::Value => receiver_body = Some(borrow(token, &receiver.ty, &mut fields)),
+            // Rejected by `valid`.
+            Pass::MutRef => return None,
+        }
+    }
+    let mut args = Vec::new();
+    for arg in &function.args {
+        let body = if arg.skipped {
+            None
+        } else {
+            let binding = arg.binding.to_token_stream();
+            match arg.pass {
+                Pass::Ref => {
+                    fields.push(binding);
+                    None
+                }
+                Pass::Value => Some(borrow(binding, &arg.ty, &mut fields)),
+                // Rejected by `valid`.
+                Pass::MutRef => return None,
+            }
+        };
+        args.push(body);
+    }
+    if fields.is_empty() || fields.len() > KEY_REF_FIELDS {
+        return None;
+    }
+    Some(BorrowedKey {
+        lets,
+        key: quote!(::smartcache::KeyRef((#(#fields,)*))),
+        receiver: receiver_body,
+        args,
+    })
+}
+
 // Output (for `pool: Pool`, spanned on `Pool`):
 //     {
 //         fn __smartcache_key<pool>() {

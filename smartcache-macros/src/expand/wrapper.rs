@@ -1,13 +1,13 @@
 //! The cached function: the original signature, whose body asks the cache (see
 //! [`Generator::wrapper`]).
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Attribute, FnArg, Meta, Pat, PatIdent, PatType, Signature};
 
 use super::Generator;
-use super::key::{CacheTypes, owned_copy, owned_type};
+use super::key::{BorrowedKey, CacheTypes, borrowed_key, owned_copy, owned_type};
 use crate::ast::{Arg, Output, Pass, Place};
 
 impl Generator<'_> {
@@ -27,17 +27,27 @@ impl Generator<'_> {
     //         check_value::<User>(); ..
     //         let __smartcache_cache = (&CacheProbe::<AsyncSmartCache<..>>::new())
     //             .cache(__smartcache_fetch_cache());
-    //         let __smartcache_key = ((&KeyProbe::<u64>::new()).key_clone(&id), to_owned(name));
+    //         let __smartcache_k0 = (&KeyProbe::<u64>::new()).key_ref(&id);
+    //         let __smartcache_key = KeyRef((__smartcache_k0, name));
     //         let __smartcache_answer = match __smartcache_route(None) {
-    //             Route::Shared(_) => cache.get_or_compute_shared(key, move || {
-    //                 shared_future(__smartcache_route(Some((id, to_owned(name)))))
+    //             Route::Shared(_) => cache.get_or_compute_shared_ref(&key, move || {
+    //                 shared_future(__smartcache_route(Some((
+    //                     (&KeyProbe::<u64>::new()).key_copy(__smartcache_k0),
+    //                     to_owned(name),
+    //                 ))))
     //             }).await,
-    //             Route::Local => cache.get_or_compute(key, move || fetch_uncached(id, name)).await,
+    //             Route::Local => cache.get_or_compute_ref(&key, move || {
+    //                 fetch_uncached((&KeyProbe::<u64>::new()).key_copy(__smartcache_k0), name)
+    //             }).await,
     //         };
     //         full(__smartcache_answer)
     //     }
+    // The key is borrowed (see `key::borrowed_key`): a hit builds nothing, the owned key
+    // `(u64, String)` is built on a miss. Where it does not apply (a custom key, more than 6
+    // parts, none), the key is owned and built first, and the calls are the owned forms
+    // (`get_or_compute(key, move || fetch_uncached(id, name))`).
     // A body that borrows (`&self`, a skipped reference) only has the `Route::Local` call; a
-    // sync fn calls `get_or_compute_blocking`. A method's route fns are associated (see
+    // sync fn calls `get_or_compute_blocking(_ref)`. A method's route fns are associated (see
     // `route_fns`).
     pub(super) fn wrapper(&self) -> TokenStream {
         let function = self.function;
@@ -50,22 +60,32 @@ impl Generator<'_> {
             .map(|key| &key.check)
             .chain(&self.types.checks);
         let cache_call = self.path_to(&self.static_fn);
-        let key_exprs = self.keys.iter().map(|key| &key.expr);
-        let key = if function.options.key.is_some() {
-            quote!(#(#key_exprs)*)
+        let borrowed = borrowed_key(function);
+        let key = if let Some(BorrowedKey { lets, key, .. }) = &borrowed {
+            quote! {
+                #lets
+                let __smartcache_key = #key;
+            }
         } else {
-            quote!((#(#key_exprs,)*))
+            let key_exprs = self.keys.iter().map(|key| &key.expr);
+            let key = if function.options.key.is_some() {
+                quote!(#(#key_exprs)*)
+            } else {
+                quote!((#(#key_exprs,)*))
+            };
+            quote!(let __smartcache_key = #key;)
         };
+        let borrowed = borrowed.as_ref();
         let (nested, call) = if function.sig.asyncness.is_none() {
-            (TokenStream::new(), self.blocking_call())
+            (TokenStream::new(), self.blocking_call(borrowed))
         } else if self.uses_route() {
             let nested = match function.place {
                 Place::Free => self.route_fns(),
                 Place::Method { .. } => TokenStream::new(),
             };
-            (nested, self.routed_call(&self.local_call()))
+            (nested, self.routed_call(borrowed))
         } else {
-            (TokenStream::new(), self.local_call())
+            (TokenStream::new(), self.local_call(borrowed))
         };
         let error = &self.types.error;
         let answer = match function.output {
@@ -83,13 +103,13 @@ impl Generator<'_> {
                 #[allow(unused_imports)]
                 use ::smartcache::__private::{
                     CacheFits as _, CacheUnfit as _, ErrorCloned as _, ErrorUnfit as _,
-                    KeyFits as _, KeyUnfit as _,
+                    KeyBorrowed as _, KeyFits as _, KeyNotBorrowed as _, KeyUnfit as _,
                 };
                 #nested
                 #(#checks;)*
                 let __smartcache_cache = (&::smartcache::__private::CacheProbe::<#cache_type>::new())
                     .cache(#cache_call());
-                let __smartcache_key = #key;
+                #key
                 let __smartcache_answer = #call;
                 #answer(__smartcache_answer)
             }
@@ -120,24 +140,25 @@ impl Generator<'_> {
     }
 
     /// `cache.get_or_compute(key, move || <body>).await`: the caller polls the body.
-    fn local_call(&self) -> TokenStream {
-        let body = self.uncached_call();
+    fn local_call(&self, borrowed: Option<&BorrowedKey>) -> TokenStream {
+        let body = self.uncached_call(borrowed);
         let body = match self.function.output {
             Output::Infallible { .. } => quote!(::smartcache::__private::never_fails(#body)),
             Output::Optional { .. } => quote!(::smartcache::__private::present_later(#body)),
             _ => body,
         };
+        let (method, key) = lookup("get_or_compute", borrowed);
         quote! {
             __smartcache_cache
-                .get_or_compute(__smartcache_key, move || #body)
+                .#method(#key, move || #body)
                 .await
         }
     }
 
     /// `cache.get_or_compute_blocking(key, move || <body>)`: a sync fn, single-flight
     /// across threads.
-    fn blocking_call(&self) -> TokenStream {
-        let body = self.uncached_call();
+    fn blocking_call(&self, borrowed: Option<&BorrowedKey>) -> TokenStream {
+        let body = self.uncached_call(borrowed);
         let body = match self.function.output {
             Output::Infallible { .. } => quote! {
                 ::core::result::Result::<_, ::core::convert::Infallible>::Ok(#body)
@@ -145,40 +166,57 @@ impl Generator<'_> {
             Output::Optional { .. } => quote!(::smartcache::__private::present(#body)),
             _ => body,
         };
+        let (method, key) = lookup("get_or_compute_blocking", borrowed);
         quote! {
-            __smartcache_cache.get_or_compute_blocking(__smartcache_key, move || #body)
+            __smartcache_cache.#method(#key, move || #body)
         }
     }
 
-    /// `fetch_uncached(self, id, name)`: the body, with the cached fn's arguments.
-    fn uncached_call(&self) -> TokenStream {
+    /// `fetch_uncached(self, id, name)`: the body, with the cached fn's arguments (a copy of
+    /// those that the borrowed key holds by reference).
+    fn uncached_call(&self, borrowed: Option<&BorrowedKey>) -> TokenStream {
         let uncached = self.path_to(&self.uncached_fn);
-        let receiver = self.function.receiver.as_ref().map(|_| quote!(self));
-        let args = receiver.into_iter().chain(
-            self.function
-                .args
-                .iter()
-                .map(|arg| arg.binding.to_token_stream()),
-        );
+        let args = self.body_args(borrowed, |arg| arg.binding.to_token_stream());
         quote!(#uncached(#(#args),*))
     }
 
+    /// What the body gets for the receiver and each argument: a copy of a by-value part of a
+    /// borrowed key, else `self`, else `other(arg)`.
+    fn body_args(
+        &self,
+        borrowed: Option<&BorrowedKey>,
+        other: impl Fn(&Arg) -> TokenStream,
+    ) -> Vec<TokenStream> {
+        let function = self.function;
+        let copy_of_receiver = borrowed.and_then(|key| key.receiver.clone());
+        let receiver = function
+            .receiver
+            .as_ref()
+            .map(|_| copy_of_receiver.unwrap_or_else(|| quote!(self)));
+        let copies = borrowed.map(|key| &key.args[..]).unwrap_or_default();
+        let args = function.args.iter().enumerate().map(|(i, arg)| {
+            match copies.get(i).cloned().flatten() {
+                Some(copy) => copy,
+                None => other(arg),
+            }
+        });
+        receiver.into_iter().chain(args).collect()
+    }
+
     /// The shared call when the body's future is `Send`, else the local one.
-    fn routed_call(&self, local_call: &TokenStream) -> TokenStream {
-        let receiver = self.function.receiver.as_ref().map(|_| quote!(self));
-        let args =
-            receiver
-                .into_iter()
-                .chain(self.function.args.iter().map(|arg| match arg.pass {
-                    Pass::Ref if !arg.skipped => owned_copy(arg),
-                    _ => arg.binding.to_token_stream(),
-                }));
+    fn routed_call(&self, borrowed: Option<&BorrowedKey>) -> TokenStream {
+        let local_call = self.local_call(borrowed);
+        let args = self.body_args(borrowed, |arg| match arg.pass {
+            Pass::Ref if !arg.skipped => owned_copy(arg),
+            _ => arg.binding.to_token_stream(),
+        });
         let route = self.path_to(&self.route_fn);
+        let (method, key) = lookup("get_or_compute_shared", borrowed);
         quote! {
             match #route(::core::option::Option::None) {
                 ::smartcache::__private::Route::Shared(_) => {
                     __smartcache_cache
-                        .get_or_compute_shared(__smartcache_key, move || {
+                        .#method(#key, move || {
                             ::smartcache::__private::shared_future(#route(
                                 ::core::option::Option::Some((#(#args,)*)),
                             ))
@@ -270,6 +308,15 @@ impl Generator<'_> {
                 (&__smartcache_probe).route()
             }
         }
+    }
+}
+
+/// The cache method and its key argument: `get_or_compute_ref(&__smartcache_key, ..)` for a
+/// borrowed key, `get_or_compute(__smartcache_key, ..)` for an owned one.
+fn lookup(method: &str, borrowed: Option<&BorrowedKey>) -> (Ident, TokenStream) {
+    match borrowed {
+        Some(_) => (format_ident!("{}_ref", method), quote!(&__smartcache_key)),
+        None => (format_ident!("{}", method), quote!(__smartcache_key)),
     }
 }
 
