@@ -154,14 +154,18 @@ fn refreshing() -> Arc<AsyncSmartCache<&'static str, u32, String>> {
     )
 }
 
+/// [`refreshing`], with the value 1 stored for "k" (by the shared form) `age` ago.
+async fn refreshing_due(age: Duration) -> Arc<AsyncSmartCache<&'static str, u32, String>> {
+    let cache = refreshing();
+    let stored = cache.get_or_compute_shared("k", || async { Ok(1) }).await;
+    assert_eq!(stored.unwrap(), 1);
+    advance(age).await;
+    cache
+}
+
 #[tokio::test(start_paused = true)]
 async fn refresh_ahead_answers_the_old_value_at_once_and_runs_one_refresh_for_a_herd() {
-    let cache = refreshing();
-    cache
-        .get_or_compute_shared("k", || async { Ok(1) })
-        .await
-        .unwrap();
-    advance(secs(60)).await;
+    let cache = refreshing_due(secs(60)).await;
     let (gate, calls) = (Gate::new(), Counter::new());
     for _ in 0..1_000 {
         let (gate, calls) = (gate.clone(), calls.clone());
@@ -188,12 +192,7 @@ async fn refresh_ahead_answers_the_old_value_at_once_and_runs_one_refresh_for_a_
 
 #[tokio::test(start_paused = true)]
 async fn a_value_younger_than_four_fifths_of_refresh_after_starts_no_refresh() {
-    let cache = refreshing();
-    cache
-        .get_or_compute_shared("k", || async { Ok(1) })
-        .await
-        .unwrap();
-    advance(secs(47)).await; // 0.78 of 60 s
+    let cache = refreshing_due(secs(47)).await; // 0.78 of 60 s
     let read = cache.get_or_compute_shared("k", || async { unreachable!("no refresh yet") });
     assert_eq!(read.await.unwrap(), 1);
     tokio::task::yield_now().await;
@@ -229,12 +228,7 @@ async fn refresh_points_are_spread_over_the_last_fifth() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_refresh_keeps_the_old_value_and_is_not_retried_inside_its_window() {
-    let cache = refreshing();
-    cache
-        .get_or_compute_shared("k", || async { Ok(1) })
-        .await
-        .unwrap();
-    advance(secs(60)).await;
+    let cache = refreshing_due(secs(60)).await;
     let calls = Counter::new();
     let failing = |calls: &Counter| {
         let calls = calls.clone();
@@ -308,12 +302,7 @@ async fn the_local_form_answers_a_due_value_and_starts_no_refresh() {
 
 #[tokio::test(start_paused = true)]
 async fn an_explicit_refresh_joins_the_refresh_in_flight() {
-    let cache = refreshing();
-    cache
-        .get_or_compute_shared("k", || async { Ok(1) })
-        .await
-        .unwrap();
-    advance(secs(60)).await;
+    let cache = refreshing_due(secs(60)).await;
     let (gate, calls) = (Gate::new(), Counter::new());
     let (gate2, calls2) = (gate.clone(), calls.clone());
     cache
