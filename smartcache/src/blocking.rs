@@ -52,8 +52,8 @@ where
     /// [`get_or_compute_ref`](Self::get_or_compute_ref) does: a hit allocates nothing, and
     /// the owned key is built (with [`BorrowedKey::to_key`]) only on a miss.
     ///
-    /// Do not call it from async code, as for
-    /// [`get_or_compute_blocking`](Self::get_or_compute_blocking#deadlock).
+    /// Do not call it from async code: see the deadlock section of
+    /// [`get_or_compute_blocking`](Self::get_or_compute_blocking).
     ///
     /// # Errors
     ///
