@@ -17,7 +17,7 @@ use crate::flight::{Building, SharedComputation};
 use crate::key::BorrowedKey;
 use crate::resilience::{Absent, Answer, Served};
 use crate::stats::Request;
-use crate::store::Store;
+use crate::store::{Hit, Store};
 use crate::trace::Tracer;
 use crate::{CacheError, CacheStats};
 
@@ -232,9 +232,9 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        if let Some(hit) = self.inner.store.fresh_value(&key) {
+        if let Some(value) = self.inner.store.fresh_value(&key) {
             self.inner.store.stats.record(Request::Hit);
-            return Ok(hit.value);
+            return Ok(value);
         }
         // Boxed: the hit path's future stays small, and the slow path's code stays out of it.
         let answer = Box::pin(self.local_miss(key, compute, Mode::Lookup)).await;
@@ -278,12 +278,8 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
-        if let Some(hit) = self.inner.store.fresh_value(&key) {
-            self.inner.store.stats.record(Request::Hit);
-            if hit.refresh_due {
-                self.refresh_ahead(key, compute);
-            }
-            return Ok(hit.value);
+        if let Some(hit) = self.inner.store.fresh_hit(&key) {
+            return Ok(self.shared_hit(hit, || key, compute));
         }
         // Boxed, as in `get_or_compute`.
         let answer = Box::pin(self.shared_miss(key, compute, Mode::Lookup)).await;
@@ -319,9 +315,9 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        if let Some(hit) = self.inner.store.fresh_value_equivalent(key) {
+        if let Some(value) = self.inner.store.fresh_value_equivalent(key) {
             self.inner.store.stats.record(Request::Hit);
-            return Ok(hit.value);
+            return Ok(value);
         }
         let answer = Box::pin(self.local_miss(key.to_key(), compute, Mode::Lookup)).await;
         answer.map(Served::into_value)
@@ -343,12 +339,8 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
-        if let Some(hit) = self.inner.store.fresh_value_equivalent(key) {
-            self.inner.store.stats.record(Request::Hit);
-            if hit.refresh_due {
-                self.refresh_ahead(key.to_key(), compute);
-            }
-            return Ok(hit.value);
+        if let Some(hit) = self.inner.store.fresh_hit_equivalent(key) {
+            return Ok(self.shared_hit(hit, || key.to_key(), compute));
         }
         let answer = Box::pin(self.shared_miss(key.to_key(), compute, Mode::Lookup)).await;
         answer.map(Served::into_value)
@@ -396,9 +388,9 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        if let Some(hit) = self.inner.store.fresh_value(&key) {
+        if let Some(value) = self.inner.store.fresh_value(&key) {
             self.inner.store.stats.record(Request::Hit);
-            return Ok(Served::Fresh(hit.value));
+            return Ok(Served::Fresh(value));
         }
         Box::pin(self.local_miss(key, compute, Mode::Lookup)).await
     }
@@ -419,12 +411,8 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
-        if let Some(hit) = self.inner.store.fresh_value(&key) {
-            self.inner.store.stats.record(Request::Hit);
-            if hit.refresh_due {
-                self.refresh_ahead(key, compute);
-            }
-            return Ok(Served::Fresh(hit.value));
+        if let Some(hit) = self.inner.store.fresh_hit(&key) {
+            return Ok(Served::Fresh(self.shared_hit(hit, || key, compute)));
         }
         Box::pin(self.shared_miss(key, compute, Mode::Lookup)).await
     }
@@ -466,14 +454,21 @@ where
         answer.map(Served::into_value)
     }
 
-    /// Starts a refresh-ahead of `key` with `compute` (see the builder's `refresh_after`).
-    fn refresh_ahead<F, Fut>(&self, key: K, compute: F)
+    /// A hit of a shared form: counted, and if the value is due for a refresh-ahead (see the
+    /// builder's `refresh_after`), one is started with `compute` for the key `key` builds.
+    #[inline]
+    fn shared_hit<F, Fut>(&self, hit: Hit<V>, key: impl FnOnce() -> K, compute: F) -> V
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
-        let build = self.shared_computation(&key, compute);
-        self.inner.refresh_ahead(key, build);
+        self.inner.store.stats.record(Request::Hit);
+        if hit.refresh_due {
+            let key = key();
+            let build = self.shared_computation(&key, compute);
+            self.inner.refresh_ahead(key, build);
+        }
+        hit.value
     }
 
     /// Like [`get_or_compute`](Self::get_or_compute) for a synchronous computation (a
@@ -527,7 +522,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let value = self.inner.store.fresh_value(key).map(|hit| hit.value);
+        let value = self.inner.store.fresh_value(key);
         self.inner.store.stats.record(if value.is_some() {
             Request::Hit
         } else {

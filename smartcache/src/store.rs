@@ -250,28 +250,60 @@ where
     /// NOTE: takes only a shard read lock of the value map, which no computation ever holds:
     /// a hit never waits on a computation, of its own key or any other.
     #[inline]
-    pub(crate) fn fresh_value<Q>(&self, key: &Q) -> Option<Hit<V>>
+    pub(crate) fn fresh_value<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.fresh_value_by(key, |stored| stored.borrow() == key, || self.clock.now())
+        let hit = self.fresh_value_by::<_, false>(
+            key,
+            |stored| stored.borrow() == key,
+            || self.clock.now(),
+        );
+        hit.map(|hit| hit.value)
     }
 
     /// [`fresh_value`](Self::fresh_value) by a borrowed form of the key, which need not be a
     /// `Borrow` of it (a tuple of references, say).
     #[inline]
-    pub(crate) fn fresh_value_equivalent<Q>(&self, key: &Q) -> Option<Hit<V>>
+    pub(crate) fn fresh_value_equivalent<Q>(&self, key: &Q) -> Option<V>
     where
         Q: BorrowedKey<K> + ?Sized,
     {
-        self.fresh_value_by(key, |stored| key.equivalent(stored), || self.clock.now())
+        let hit = self.fresh_value_by::<_, false>(
+            key,
+            |stored| key.equivalent(stored),
+            || self.clock.now(),
+        );
+        hit.map(|hit| hit.value)
+    }
+
+    /// [`fresh_value`](Self::fresh_value), telling whether the value is due for a
+    /// refresh-ahead: for the shared forms, the only ones that can start one.
+    #[inline]
+    pub(crate) fn fresh_hit<Q>(&self, key: &Q) -> Option<Hit<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.fresh_value_by::<_, true>(key, |stored| stored.borrow() == key, || self.clock.now())
+    }
+
+    /// [`fresh_hit`](Self::fresh_hit) by a borrowed form of the key.
+    #[inline]
+    pub(crate) fn fresh_hit_equivalent<Q>(&self, key: &Q) -> Option<Hit<V>>
+    where
+        Q: BorrowedKey<K> + ?Sized,
+    {
+        self.fresh_value_by::<_, true>(key, |stored| key.equivalent(stored), || self.clock.now())
     }
 
     /// The fresh value of the key hashed from `key` and matched by `matches`, reading the
-    /// clock with `now` only if there is a time to live or refresh-ahead.
+    /// clock with `now` only if there is a time to live or refresh-ahead; whether it is due
+    /// for a refresh is looked at only if `REFRESH` (a caller that cannot start one does not
+    /// pay for the look).
     #[inline]
-    fn fresh_value_by<Q: Hash + ?Sized>(
+    fn fresh_value_by<Q: Hash + ?Sized, const REFRESH: bool>(
         &self,
         key: &Q,
         matches: impl Fn(&K) -> bool,
@@ -292,7 +324,7 @@ where
             if age >= self.ttl {
                 return None;
             }
-            refresh_due = resilience::refresh_due(age, self.refresh, hash ^ meta);
+            refresh_due = REFRESH && resilience::refresh_due(age, self.refresh, hash ^ meta);
         }
         if self.capacity.is_some() && meta & HITS != HITS {
             // NOTE: only written while the count is below 15 (fifteen hits per policy visit),
@@ -336,10 +368,7 @@ where
 
     /// The key's count of consecutive failures so far, in its window or past it.
     pub(crate) fn failures_so_far(&self, key: &K) -> u32 {
-        if self.stats.error_entries.load(Relaxed) == 0 {
-            return 0;
-        }
-        self.failures.get(key).map_or(0, |failure| failure.failures)
+        self.failure_record(key).map_or(0, |(_, failures)| failures)
     }
 
     /// Whether `key` may start a refresh at `now`: no failure of it is inside its window.
@@ -360,7 +389,7 @@ where
     ///
     /// The caller holds the key's flight shard lock.
     pub(crate) fn lookup(&self, key: &K, now: u64) -> Lookup<V, E> {
-        if let Some(hit) = self.fresh_value_by(key, |stored| stored == key, || now) {
+        if let Some(hit) = self.fresh_value_by::<_, false>(key, |stored| stored == key, || now) {
             return Lookup::Value(hit.value);
         }
         if self.ttl != u64::MAX
@@ -630,6 +659,10 @@ where
     /// The retry window (nanoseconds) and consecutive-failure count of `key`'s cached
     /// failure, inside its window or lingering past it.
     pub(crate) fn failure_record(&self, key: &K) -> Option<(u64, u32)> {
+        // As in `lookup`: with no error counted, none is stored.
+        if self.stats.error_entries.load(Relaxed) == 0 {
+            return None;
+        }
         let failure = self.failures.get(key)?;
         Some((failure.until - failure.failed_at, failure.failures))
     }
