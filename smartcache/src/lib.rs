@@ -103,6 +103,7 @@ mod sched;
 mod serde_impl;
 #[cfg(all(test, shuttle))]
 mod shuttle_tests;
+mod sketch;
 mod stats;
 mod store;
 mod trace;

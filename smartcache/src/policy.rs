@@ -54,6 +54,7 @@
 //!   faster than it inserts new ones holds up to about twice as many nodes as entries.
 
 use crate::blocks::BlockQueue;
+use crate::sketch::Sketch;
 
 /// Second chances (of read entries) given while making room for one entry: past them, the
 /// next live node goes as it is. Each chance is one look at a live node; every other look
@@ -404,103 +405,6 @@ struct Budget {
     looks: u32,
 }
 
-/// The most words of a sketch: 2^23 (64 MiB), for capacities of 8 million and more.
-const MAX_SKETCH_WORDS: usize = 1 << 23;
-
-/// A count-min sketch of 4-bit counters: 16 per `u64`, four counters per key.
-#[derive(Debug)]
-struct Sketch {
-    table: Vec<u64>,
-    /// Counts added since the last halving.
-    additions: u64,
-    /// Counts after which every counter is halved: ten per entry sized for.
-    sample: u64,
-}
-
-impl Sketch {
-    fn new() -> Self {
-        Self {
-            table: vec![0; 32],
-            additions: 0,
-            sample: 10 * 32,
-        }
-    }
-
-    /// Doubles the table while `entries` outgrow it, so that a cache with a huge capacity but
-    /// few entries keeps a small table. Each doubling copies the table into both halves: a
-    /// key's counters sit at the same index, or that index plus the old length, so every
-    /// estimate is kept.
-    fn fit(&mut self, entries: u64) {
-        while entries > self.table.len() as u64 && self.table.len() < MAX_SKETCH_WORDS {
-            self.table.extend_from_within(..);
-            self.sample = 10 * self.table.len() as u64;
-        }
-    }
-
-    /// The four counter positions of a hash: (word, shift) pairs.
-    fn slots(&self, hash: u64) -> [(usize, u32); 4] {
-        let mask = self.table.len() - 1; // INVARIANT: the length is a power of two
-        let mut slots = [(0, 0); 4];
-        for (i, slot) in slots.iter_mut().enumerate() {
-            // A different multiplier per row spreads the rows independently.
-            let mixed = hash
-                .wrapping_add(i as u64)
-                .wrapping_mul(ROW_SEEDS[i])
-                .rotate_right(29);
-            #[allow(clippy::cast_possible_truncation)] // masked to the table length
-            let word = (mixed as usize) & mask;
-            let nibble = u32::try_from((mixed >> 60) & 15).unwrap_or(0);
-            *slot = (word, nibble * 4);
-        }
-        slots
-    }
-
-    /// Adds `count` to the key's counters (conservative update: only the smallest rise).
-    fn increment(&mut self, hash: u64, count: u32) {
-        let slots = self.slots(hash);
-        for _ in 0..count {
-            let min = self.estimate_at(&slots);
-            if min == 15 {
-                return;
-            }
-            for &(word, shift) in &slots {
-                if (self.table[word] >> shift) & 15 == u64::from(min) {
-                    self.table[word] += 1 << shift;
-                }
-            }
-            self.additions += 1;
-            if self.additions >= self.sample {
-                self.halve();
-            }
-        }
-    }
-
-    fn estimate(&self, hash: u64) -> u8 {
-        self.estimate_at(&self.slots(hash))
-    }
-
-    fn estimate_at(&self, slots: &[(usize, u32); 4]) -> u8 {
-        let counts = slots.map(|(word, shift)| (self.table[word] >> shift) & 15);
-        // Four-bit counters: the minimum fits a u8.
-        u8::try_from(counts.into_iter().min().unwrap_or(0)).unwrap_or(15)
-    }
-
-    /// Ages every count: halves it (one pass over the table).
-    fn halve(&mut self) {
-        for word in &mut self.table {
-            *word = (*word >> 1) & 0x7777_7777_7777_7777;
-        }
-        self.additions /= 2;
-    }
-}
-
-const ROW_SEEDS: [u64; 4] = [
-    0x9E37_79B9_7F4A_7C15,
-    0xC2B2_AE3D_27D4_EB4F,
-    0x1656_67B1_9E37_79F9,
-    0x27D4_EB2F_1656_67C5,
-];
-
 /// The hill climber: picks the window size by the hit rate it observes.
 #[derive(Debug)]
 struct Climber {
@@ -778,22 +682,6 @@ mod tests {
             None,
             "reset counters start a new sample"
         );
-    }
-
-    #[test]
-    fn sketch_counts_ages_and_keeps_counts_when_it_grows() {
-        let mut sketch = Sketch::new();
-        let (a, b) = (0x1234_5678_9ABC_DEF0_u64, 0x0FED_CBA9_8765_4321_u64);
-        sketch.increment(a, 5);
-        sketch.increment(b, 1);
-        assert_eq!((sketch.estimate(a), sketch.estimate(b)), (5, 1));
-        sketch.increment(a, 40);
-        assert_eq!(sketch.estimate(a), 15, "4-bit counters saturate");
-        sketch.fit(10_000);
-        assert!(sketch.table.len() >= 10_000);
-        assert_eq!((sketch.estimate(a), sketch.estimate(b)), (15, 1), "kept");
-        sketch.halve();
-        assert_eq!((sketch.estimate(a), sketch.estimate(b)), (7, 0));
     }
 
     #[test]
