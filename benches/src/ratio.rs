@@ -5,7 +5,7 @@
 //! (`sync::Cache::get_or_insert_with`, its CLOCK-Pro-like policy), moka (`future::Cache::get_with`,
 //! `TinyLFU`) and an exact LRU written here. Streams: the shared public traces
 //! (`../shared/traces/*.xz`, or `$SMARTCACHE_TRACES`) and synthetic ones (Zipf, Zipf with
-//! scans, a loop slightly larger than the capacity, a shifting working set).
+//! scans, loops from slightly to three times larger than the capacity, a shifting working set).
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -89,7 +89,8 @@ pub fn trace_workloads(quick: bool) -> Vec<Workload> {
 }
 
 /// Synthetic streams: Zipf 0.8 / 1.0 / 1.2 over 100,000 keys at 1% capacity, Zipf 0.9 with
-/// a scan of 5,000 new keys every 10,000 requests, a loop of 1,100 keys at capacity 1,000,
+/// a scan of 5,000 new keys every 10,000 requests, loops of 1,010, 1,100 and 3,000 keys at
+/// capacity 1,000,
 /// and a working set of 2,000 keys that shifts by one key every 10 requests.
 #[must_use]
 pub fn synthetic_workloads(quick: bool) -> Vec<Workload> {
@@ -117,11 +118,13 @@ pub fn synthetic_workloads(quick: bool) -> Vec<Workload> {
         keys: scans,
         capacity: 1000,
     });
-    workloads.push(Workload {
-        name: "loop-1100@1000".to_owned(),
-        keys: (0..len as u64).map(|i| i % 1100).collect(),
-        capacity: 1000,
-    });
+    for cycle in [1010, 1100, 3000] {
+        workloads.push(Workload {
+            name: format!("loop-{cycle}@1000"),
+            keys: (0..len as u64).map(|i| i % cycle).collect(),
+            capacity: 1000,
+        });
+    }
     let mut rng = Rng::new(5);
     workloads.push(Workload {
         name: "shifting-2000@1000".to_owned(),

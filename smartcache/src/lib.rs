@@ -107,6 +107,7 @@ mod sketch;
 mod stats;
 mod store;
 mod trace;
+mod tuner;
 
 pub use builder::{AsyncSmartCacheBuilder, DEFAULT_ABANDON_AFTER, DEFAULT_RETRY_INTERVAL};
 pub use cache::AsyncSmartCache;

@@ -14,11 +14,14 @@
 //!   a one-hit wonder never pushes out an entry that has been asked for as often. A candidate
 //!   rated 6 or more that loses is still admitted once in 128 duels, so an attacker who pumps
 //!   up a victim's counters cannot pin it in place for ever.
-//! - A **hill climber** moves the window size: every ten capacities' worth of requests it
-//!   compares the hit rate with the previous sample's and keeps moving the window the same way
-//!   if it improved, the other way if not, in steps that shrink as it settles and grow again
-//!   when the workload shifts. A recency-heavy workload ends up with a large window (LRU-like),
-//!   a frequency-heavy one with a small window (LFU-like).
+//! - A **tuner** (`tuner.rs`) moves the window size. It remembers the hashes of recently
+//!   dropped candidates and victims in two small ghost tables; a miss on a key dropped a
+//!   moment ago is a hit that a larger window (or a larger main space) would have had. Every
+//!   sixteen such finds it moves the window by 2% of the capacity towards the side that
+//!   would have gained more, growing it only if something in the window was read lately
+//!   (a loop just larger than the cache fools the window ghost otherwise). A recency-heavy
+//!   workload ends up with a large window (LRU-like), a frequency-heavy one with a small
+//!   window (LFU-like).
 //!
 //! # How reads reach it without slowing hits
 //!
@@ -48,13 +51,19 @@
 //!   against the victim, where coarse counts do.
 //! - The queues are CLOCK approximations of LRU: order among entries read between two visits
 //!   is lost, which costs a little on workloads where exact recency matters.
-//! - The hill climber needs ten capacities' worth of requests per step: a short trace, or a
-//!   huge capacity, never moves the window from its 1% start.
+//! - The tuner compares marginal gains a few percent away from the current window size,
+//!   so it finds a local best: on a recency-heavy trace whose best window is all of the
+//!   cache it settles around half of it, a point or so below an exact LRU (docs/benchmarks.md).
+//! - Growing the window evicts from the main space at once (a few entries per insertion),
+//!   and every turn of the tuner costs those entries: on loops a few times the capacity,
+//!   where the sketch's noise decides which keys stay, results spread by a few points
+//!   between runs (the hash seed is per process).
 //! - Stale nodes cost memory until tidied: a cache that replaces or invalidates entries much
 //!   faster than it inserts new ones holds up to about twice as many nodes as entries.
 
 use crate::blocks::BlockQueue;
 use crate::sketch::Sketch;
+use crate::tuner::Tuner;
 
 /// Second chances (of read entries) given while making room for one entry: past them, the
 /// next live node goes as it is. Each chance is one look at a live node; every other look
@@ -71,16 +80,6 @@ const WINDOW_MOVES: u32 = 4;
 const INITIAL_WINDOW_PERCENT: u64 = 1;
 /// At most this share of the main space is protected.
 const PROTECTED_PERCENT: u64 = 80;
-/// Requests per hill-climbing sample, per entry of capacity (Caffeine uses 10; 3 adapts
-/// faster on recency-heavy traces and measured no worse on average, see docs/benchmarks.md).
-const SAMPLE_PER_ENTRY: u64 = 3;
-/// The first hill-climbing step: 6.25% of the capacity.
-const STEP_FRACTION: f64 = 0.0625;
-/// Each step is this fraction of the previous one, while the hit rate settles.
-const STEP_DECAY: f64 = 0.98;
-/// A change of hit rate this large between samples means the workload changed: the step
-/// goes back to its first size.
-const RESTART_THRESHOLD: f64 = 0.05;
 /// A losing candidate rated at least this often is admitted once in 128 duels.
 const FLOOD_GUARD_FREQUENCY: u8 = 6;
 
@@ -132,9 +131,7 @@ pub(crate) struct Policy<K> {
     /// How many entries the window should hold; the main space gets the rest.
     window_target: u64,
     sketch: Sketch,
-    climber: Climber,
-    /// Insertions since the climber last looked at the request counters.
-    since_sample_check: u32,
+    tuner: Tuner,
     /// xorshift state, for the flood guard.
     random: u64,
 }
@@ -148,8 +145,7 @@ impl<K> Policy<K> {
             protected: BlockQueue::default(),
             window_target: (capacity * INITIAL_WINDOW_PERCENT / 100).clamp(1, capacity.max(1)),
             sketch: Sketch::new(),
-            climber: Climber::new(capacity),
-            since_sample_check: 0,
+            tuner: Tuner::new(capacity),
             random: 0x9E37_79B9_7F4A_7C15,
         }
     }
@@ -159,7 +155,7 @@ impl<K> Policy<K> {
         self.window.len() + self.probation.len() + self.protected.len()
     }
 
-    /// The window size the hill climber has settled on.
+    /// The window size the tuner has settled on.
     #[cfg(test)]
     pub(crate) fn window_target(&self) -> u64 {
         self.window_target
@@ -182,6 +178,13 @@ impl<K> Policy<K> {
     pub(crate) fn admit(&mut self, node: Node<K>, hash: u64, live: u64) {
         self.sketch.fit(live.min(self.capacity));
         self.sketch.increment(hash, 1);
+        if let Some(step) = self.tuner.missed(hash) {
+            let target = i128::from(self.window_target) + i128::from(step);
+            let max = i128::from(self.capacity.max(1));
+            // The clamp keeps it in 1..=capacity, which fits a u64.
+            self.window_target = u64::try_from(target.clamp(1, max)).unwrap_or(1);
+        }
+        self.tuner.pushed(false);
         self.window.push_back(node);
         // While the main space has room (the cache is filling, or the window just shrank),
         // the window's surplus moves on a few nodes per insertion, so that no later call has
@@ -196,30 +199,9 @@ impl<K> Policy<K> {
                 self.probation.push_back(node);
             }
         }
-        self.since_sample_check += 1;
     }
 
-    /// Whether the climber wants the request counters (every 64 insertions).
-    pub(crate) fn sample_due(&mut self) -> bool {
-        if self.since_sample_check < 64 {
-            return false;
-        }
-        self.since_sample_check = 0;
-        true
-    }
-
-    /// Hands the climber the request counters (hits, requests) so far; it moves the window
-    /// once a sample is complete.
-    pub(crate) fn climb(&mut self, hits: u64, requests: u64) {
-        if let Some(step) = self.climber.sample(hits, requests) {
-            let target = i128::from(self.window_target) + i128::from(step);
-            let max = i128::from(self.capacity.max(1));
-            // The clamp keeps it in 1..=capacity, which fits a u64.
-            self.window_target = u64::try_from(target.clamp(1, max)).unwrap_or(1);
-        }
-    }
-
-    /// Drops every node (the store was cleared), keeping what the sketch and climber learnt.
+    /// Drops every node (the store was cleared), keeping what the sketch and tuner learnt.
     pub(crate) fn clear(&mut self) -> [BlockQueue<Node<K>>; 3] {
         [
             std::mem::take(&mut self.window),
@@ -243,6 +225,7 @@ impl<K> Policy<K> {
                 return match self.victim(residents, &mut budget) {
                     Some(victim) => {
                         residents.evict(&victim);
+                        self.tuner.victim_dropped(residents.hash(&victim.key));
                         Evicted::One
                     }
                     None => Evicted::Nothing,
@@ -264,14 +247,17 @@ impl<K> Policy<K> {
             let candidate_hash = residents.hash(&candidate.key);
             let Some(victim) = self.victim(residents, &mut budget) else {
                 residents.evict(&candidate);
+                self.tuner.candidate_dropped(candidate_hash);
                 return Evicted::One;
             };
             let victim_hash = residents.hash(&victim.key);
             if self.admits(candidate_hash, victim_hash) {
                 residents.evict(&victim);
+                self.tuner.victim_dropped(victim_hash);
                 self.probation.push_back(candidate);
             } else {
                 residents.evict(&candidate);
+                self.tuner.candidate_dropped(candidate_hash);
                 self.probation.push_front(victim);
             }
             return Evicted::One;
@@ -342,7 +328,10 @@ impl<K> Policy<K> {
             }
             budget.chances -= 1;
             match segment {
-                Segment::Window => self.window.push_back(node),
+                Segment::Window => {
+                    self.tuner.pushed(true);
+                    self.window.push_back(node);
+                }
                 Segment::Probation | Segment::Protected => {
                     self.protected.push_back(node);
                     self.demote_overflow(residents, budget);
@@ -403,65 +392,6 @@ impl<K> Policy<K> {
 struct Budget {
     chances: u32,
     looks: u32,
-}
-
-/// The hill climber: picks the window size by the hit rate it observes.
-#[derive(Debug)]
-struct Climber {
-    /// Requests per sample: ten per entry of capacity.
-    sample: u64,
-    first_step: f64,
-    /// The next step, in entries; its sign is the direction.
-    step: f64,
-    previous_rate: Option<f64>,
-    /// Counters when the current sample started.
-    start_hits: u64,
-    start_requests: u64,
-}
-
-impl Climber {
-    #[allow(clippy::cast_precision_loss)] // a capacity far below 2^52 in practice
-    fn new(capacity: u64) -> Self {
-        let first_step = (capacity as f64 * STEP_FRACTION).max(1.0);
-        Self {
-            sample: capacity.saturating_mul(SAMPLE_PER_ENTRY).max(64),
-            first_step,
-            step: first_step,
-            previous_rate: None,
-            start_hits: 0,
-            start_requests: 0,
-        }
-    }
-
-    /// With the counters now: the window change to make, once a sample is complete.
-    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)] // figures, not counts
-    fn sample(&mut self, hits: u64, requests: u64) -> Option<i64> {
-        if requests < self.start_requests || hits < self.start_hits {
-            // The counters were reset: start a new sample.
-            (self.start_hits, self.start_requests) = (hits, requests);
-            return None;
-        }
-        let seen = requests - self.start_requests;
-        if seen < self.sample {
-            return None;
-        }
-        let rate = (hits - self.start_hits) as f64 / seen as f64;
-        (self.start_hits, self.start_requests) = (hits, requests);
-        let Some(previous) = self.previous_rate.replace(rate) else {
-            return Some(self.step as i64);
-        };
-        let change = rate - previous;
-        if change < 0.0 {
-            self.step = -self.step; // worse: turn around
-        }
-        let step = self.step;
-        self.step = if change.abs() >= RESTART_THRESHOLD {
-            self.first_step.copysign(self.step)
-        } else {
-            self.step * STEP_DECAY
-        };
-        Some(step as i64)
-    }
 }
 
 #[cfg(test)]
@@ -636,7 +566,6 @@ mod tests {
         let fake = Fake::default();
         let mut policy = Policy::new(100);
         let start = policy.window_target();
-        let (mut hits, mut requests) = (0, 0);
         // A working set of 200 keys (twice the capacity) that shifts by one key every ten
         // requests: old keys never come back, recent ones do.
         let mut random = 1_u64;
@@ -645,11 +574,7 @@ mod tests {
             random ^= random >> 7;
             random ^= random << 17;
             let key = i / 10 + random % 200;
-            hits += u64::from(fake.request(&mut policy, key));
-            requests += 1;
-            if policy.sample_due() {
-                policy.climb(hits, requests);
-            }
+            fake.request(&mut policy, key);
         }
         assert!(
             policy.window_target() > start + 20,
@@ -659,29 +584,27 @@ mod tests {
     }
 
     #[test]
-    fn the_climber_turns_around_when_the_hit_rate_drops_and_restarts_on_a_shift() {
-        let mut climber = Climber::new(1_000);
-        let sample = climber.sample;
-        assert_eq!(
-            climber.sample(0, sample - 1),
-            None,
-            "the sample is not complete"
+    fn a_loop_just_larger_than_the_capacity_keeps_its_window_small() {
+        // The case that fools the window ghost (see tuner.rs): candidates dropped from the
+        // window come back after a few pushes, yet a larger window would hold none of them.
+        let fake = Fake::default();
+        let capacity = 1_000;
+        let mut policy = Policy::new(capacity);
+        let mut hits = 0;
+        for i in 0..200_000 {
+            let hit = fake.request(&mut policy, i % 1_050);
+            if i >= 100_000 {
+                hits += u32::from(hit);
+            }
+        }
+        assert!(
+            policy.window_target() <= 20,
+            "window {}",
+            policy.window_target()
         );
-        let first = climber.sample(500, sample).unwrap();
-        assert_eq!(first, 62, "a first step of 6.25%");
-        let better = climber.sample(500 + 510, 2 * sample).unwrap();
-        assert!(better > 0 && better <= first);
-        let worse = climber.sample(1_010 + 505, 3 * sample).unwrap();
-        assert!(worse < 0, "turned around: {worse}");
-        let shifted = climber.sample(1_515 + 100, 4 * sample).unwrap();
-        assert!(shifted > 0, "turned around again: {shifted}");
-        let next = climber.sample(1_615 + 100, 5 * sample).unwrap();
-        assert_eq!(next, 62, "the big change restarted the step");
-        assert_eq!(
-            climber.sample(0, 0),
-            None,
-            "reset counters start a new sample"
-        );
+        // An exact LRU hits nothing here; the best possible is 95.2%. This run had 94.9%, and
+        // 91.4% with the window growing on the window ghost's gains alone.
+        assert!(hits > 93_500, "{hits} hits of the last 100,000 requests");
     }
 
     #[test]

@@ -568,10 +568,6 @@ where
             live,
         );
         policy.tidy(live, self);
-        if policy.sample_due() {
-            let stats = self.stats.snapshot();
-            policy.climb(stats.hits, stats.hits + stats.misses);
-        }
         Some(key)
     }
 
