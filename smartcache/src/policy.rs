@@ -83,6 +83,12 @@ const PROTECTED_PERCENT: u64 = 80;
 /// A losing candidate rated at least this often is admitted once in 128 duels.
 const FLOOD_GUARD_FREQUENCY: u8 = 6;
 
+/// `share` percent of `n`, rounded down (no overflow for any capacity).
+pub(crate) fn percent(n: u64, share: u64) -> u64 {
+    // At most n, as share is at most 100.
+    u64::try_from(u128::from(n) * u128::from(share) / 100).unwrap_or(n)
+}
+
 /// A queued entry: its key and the stamp that tells it from an earlier entry of the same key.
 #[derive(Debug)]
 pub(crate) struct Node<K> {
@@ -143,7 +149,7 @@ impl<K> Policy<K> {
             window: BlockQueue::default(),
             probation: BlockQueue::default(),
             protected: BlockQueue::default(),
-            window_target: (capacity * INITIAL_WINDOW_PERCENT / 100).clamp(1, capacity.max(1)),
+            window_target: percent(capacity, INITIAL_WINDOW_PERCENT).clamp(1, capacity.max(1)),
             sketch: Sketch::new(),
             tuner: Tuner::new(capacity),
             random: 0x9E37_79B9_7F4A_7C15,
@@ -166,7 +172,7 @@ impl<K> Policy<K> {
     }
 
     fn protected_target(&self) -> u64 {
-        self.main_target() * PROTECTED_PERCENT / 100
+        percent(self.main_target(), PROTECTED_PERCENT)
     }
 
     fn main_len(&self) -> u64 {
@@ -177,6 +183,7 @@ impl<K> Policy<K> {
     /// entries stored, for sizing the sketch.
     pub(crate) fn admit(&mut self, node: Node<K>, hash: u64, live: u64) {
         self.sketch.fit(live.min(self.capacity));
+        self.tuner.fit(live.min(self.capacity));
         self.sketch.increment(hash, 1);
         if let Some(step) = self.tuner.missed(hash) {
             let target = i128::from(self.window_target) + i128::from(step);

@@ -35,11 +35,13 @@
 //!
 //! # Cost
 //!
-//! Each ghost is a fixed table of 64-bit slots, two per bucket, about as many slots as its
-//! depth (a power of two, at least 8): 7 to 14% of the capacity in words, so 1.1 to 2.2 bytes
-//! per entry of capacity for both ghosts, allocated once. A slot holds 32 bits of the key's hash and 32
+//! Each ghost is a table of 64-bit slots, two per bucket, as many slots as its depth (at
+//! least 8): 7% of the capacity in words, so 1.1 bytes per entry of capacity for both
+//! ghosts. Like the sketch, it grows with the entries stored, not with the capacity. A slot holds 32 bits of the key's hash and 32
 //! bits of its clock; a key whose slot was taken by a later one is forgotten, which only loses
 //! a gain. A miss costs two bucket reads; a drop, one bucket write.
+
+use crate::policy::percent;
 
 /// How far back each ghost remembers: this percentage of the capacity, in pushes or
 /// evictions. 7% measured best on the benchmark suite's traces between 3% and 15%; from 10%
@@ -55,29 +57,55 @@ const EPOCH_GAINS: u32 = 16;
 struct Ghost {
     /// Two slots per bucket; a slot is `fingerprint << 32 | clock`, 0 when empty.
     slots: Vec<u64>,
-    /// Buckets minus one (a power of two minus one).
-    mask: usize,
+    buckets: u64,
+    /// The most entries the table is sized for (see `fit`).
+    enough_for: u64,
     depth: u32,
 }
 
 impl Ghost {
     fn new(depth: u64) -> Self {
-        let slots = usize::try_from(depth)
-            .unwrap_or(usize::MAX)
-            .next_power_of_two()
-            .max(8);
-        Self {
-            slots: vec![0; slots],
-            mask: slots / 2 - 1,
+        let mut ghost = Self {
+            slots: Vec::new(),
+            buckets: 0,
+            enough_for: 0,
             depth: u32::try_from(depth).unwrap_or(u32::MAX),
+        };
+        ghost.fit(0);
+        ghost
+    }
+
+    /// Sizes the table for a cache holding `entries`: as many slots as the depth would be
+    /// at that capacity (a bucket index comes from 32 bits of the hash), so that a cache with
+    /// a huge capacity but few entries keeps a small table. Growing doubles it at least and
+    /// forgets what it held (a lost gain or two).
+    fn fit(&mut self, entries: u64) {
+        if entries < self.enough_for {
+            return; // the common case: one comparison
         }
+        let wanted = percent(entries, GHOST_PERCENT)
+            .min(u64::from(self.depth))
+            .div_ceil(2)
+            .clamp(4, 1 << 31);
+        if wanted > self.buckets {
+            self.buckets = wanted.max(self.buckets * 2).min(1 << 31);
+            self.slots = vec![0; usize::try_from(self.buckets * 2).unwrap_or(usize::MAX)];
+        }
+        // Below this, `wanted` stays within the buckets; at the depth, it never grows again.
+        self.enough_for = if self.buckets * 2 >= u64::from(self.depth) {
+            u64::MAX
+        } else {
+            self.buckets * 2 * 100 / GHOST_PERCENT
+        };
     }
 
     /// The bucket's first slot and the key's fingerprint (never 0, so 0 means empty).
     fn place(&self, hash: u64) -> (usize, u64) {
-        #[allow(clippy::cast_possible_truncation)] // masked to the bucket count
-        let bucket = (hash as usize) & self.mask;
-        (bucket * 2, (hash >> 32) | 1)
+        // The low half picks the bucket (scaled to the bucket count), the high half is the
+        // fingerprint: independent bits of the hash.
+        let bucket = ((hash & 0xFFFF_FFFF) * self.buckets) >> 32;
+        #[allow(clippy::cast_possible_truncation)] // below the bucket count, a usize
+        (bucket as usize * 2, (hash >> 32) | 1)
     }
 
     /// Remembers a dropped key at `now`, in its bucket's slot that holds it already, or else
@@ -129,7 +157,7 @@ pub(crate) struct Tuner {
 
 impl Tuner {
     pub(crate) fn new(capacity: u64) -> Self {
-        let depth = (capacity * GHOST_PERCENT / 100).max(4);
+        let depth = percent(capacity, GHOST_PERCENT).max(4);
         Self {
             window_ghost: Ghost::new(depth),
             main_ghost: Ghost::new(depth),
@@ -138,7 +166,7 @@ impl Tuner {
             window_gains: 0,
             main_gains: 0,
             window_reads: 0,
-            step: i64::try_from(capacity * STEP_PERCENT / 100)
+            step: i64::try_from(percent(capacity, STEP_PERCENT))
                 .unwrap_or(i64::MAX)
                 .max(1),
         }
@@ -160,6 +188,12 @@ impl Tuner {
     pub(crate) fn victim_dropped(&mut self, hash: u64) {
         self.main_clock = self.main_clock.wrapping_add(1);
         self.main_ghost.record(hash, self.main_clock);
+    }
+
+    /// Sizes the ghosts for a cache holding `entries` (see `Ghost::fit`).
+    pub(crate) fn fit(&mut self, entries: u64) {
+        self.window_ghost.fit(entries);
+        self.main_ghost.fit(entries);
     }
 
     /// A miss on `hash`: the change of the window size to make, once an epoch is complete.
@@ -214,6 +248,18 @@ mod tests {
         ghost.record(c, 3);
         assert!(!ghost.find(a, 4), "the oldest made room");
         assert!(ghost.find(b, 4) && ghost.find(c, 4));
+    }
+
+    #[test]
+    fn the_ghosts_grow_with_the_entries_not_the_capacity() {
+        let mut huge = Tuner::new(u64::MAX);
+        assert_eq!(huge.window_ghost.slots.len(), 8, "no table sized for the capacity");
+        huge.fit(1_000_000);
+        assert_eq!(huge.window_ghost.slots.len(), 70_000, "7% of the entries");
+        let mut bounded = Tuner::new(1_000_000);
+        bounded.fit(u64::MAX);
+        assert_eq!(bounded.main_ghost.slots.len(), 70_000, "the depth at most");
+        assert_eq!(bounded.main_ghost.enough_for, u64::MAX);
     }
 
     /// Feeds `epochs` epochs of gains: `window` of every 16 from the window ghost, the rest
