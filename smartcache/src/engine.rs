@@ -780,7 +780,10 @@ where
                 .filter(|_| tokio::runtime::Handle::try_current().is_ok())
                 .map(|timeout| tokio::time::Instant::now() + timeout);
         }
-        self.flight.wait(self.deadline).await
+        // Boxed: waiting (a `Notified`, and a timer with a wait timeout) is most of a miss's
+        // state, and a leader whose computation is ready at once never waits. Unboxed, every
+        // miss would carry that state in its own boxed future, and copy it there.
+        Box::pin(self.flight.wait(self.deadline)).await
     }
 
     /// Starts this caller's own computation and drives it. `None`: it went into a task, and
