@@ -255,12 +255,25 @@ impl<V, E> Flight<V, E> {
         matches!(lock(&self.state).driver, Driver::Caller)
     }
 
-    /// Records the outcome and wakes every waiter.
+    /// Records the outcome and wakes every waiter, if there is any.
     pub(crate) fn finish(&self, outcome: Outcome<V, E>) {
         // Ignored error: only the driver finishes, and a flight has one driver at a time.
         let _ = self.outcome.set(outcome);
-        lock(&self.state).driver = Driver::Finished;
-        self.notify.notify_waiters();
+        let waiters = {
+            let mut state = lock(&self.state);
+            // The finisher is the driving caller, one of `callers`, or the task, which is
+            // none of them.
+            let finisher = usize::from(matches!(state.driver, Driver::Caller));
+            state.driver = Driver::Finished;
+            state.callers > finisher
+        };
+        // INVARIANT: only participants wait on `notify`, and each is counted in `callers`
+        // (under this lock, in `join`) before it registers there; one that joins after the
+        // look above finds the flight finished. With no other participant, the wake-up (a
+        // lock inside `Notify`) would wake nobody: a lone leader's miss skips it.
+        if waiters {
+            self.notify.notify_waiters();
+        }
     }
 
     /// A participant leaves before the flight finished.
