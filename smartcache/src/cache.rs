@@ -700,7 +700,9 @@ where
             };
             let computation =
                 Computation::<_, fn(&Building<V, E>) -> SharedComputation<V, E>>::Local(wrapped);
-            return self.inner.get_or_compute_slow(key, computation, mode).await;
+            // Boxed: the fleet's state is large, and a local-only miss should not carry it.
+            let miss = self.inner.get_or_compute_slow(key, computation, mode);
+            return Box::pin(miss).await;
         }
         let local = |_: &Building<V, E>| compute();
         let computation =

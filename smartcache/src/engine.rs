@@ -37,7 +37,8 @@ use dashmap::mapref::entry::Entry as MapEntry;
 use crate::CacheError;
 use crate::clock::nanos;
 use crate::flight::{
-    Building, Computing, Flight, Leaving, Mark, Outcome, SharedComputation, Turn, panic_message,
+    Building, Computing, Flight, Leaving, Mark, Outcome, SharedComputation, ToNode, Turn,
+    panic_message,
 };
 use crate::reentry::{self, NodeRef};
 use crate::resilience::{Answer, Served};
@@ -175,7 +176,7 @@ where
         // Built outside every lock (user code), counting as computing for the flight.
         let node = Arc::clone(&flight) as NodeRef;
         let computation =
-            reentry::within(&node, || catch_unwind(AssertUnwindSafe(|| build(&flight))));
+            reentry::within(node, || catch_unwind(AssertUnwindSafe(|| build(&flight))));
         match computation {
             Ok(computation) => self.spawn(&runtime, key, &flight, computation),
             Err(payload) => self.complete(&key, &flight, Err(panic_message(payload.as_ref()))),
@@ -282,18 +283,20 @@ where
             let stuck = superseding.is_some_and(|stuck| Arc::ptr_eq(stuck, current.get()));
             if !stuck {
                 let flight = current.get();
-                let node: NodeRef = Arc::clone(flight) as NodeRef;
-                if parent.is_some_and(|parent| !reentry::wait_for(parent, &node)) {
-                    count(Request::Miss);
-                    self.tracer.cycle(key);
-                    return Step::Answer(Err(CacheError::Cycle));
+                if let Some(parent) = parent {
+                    let node = Arc::clone(flight) as NodeRef;
+                    if !reentry::wait_for(parent, &node) {
+                        count(Request::Miss);
+                        self.tracer.cycle(key);
+                        return Step::Answer(Err(CacheError::Cycle));
+                    }
                 }
                 if flight.join() {
                     count(Request::Coalesced);
                     return Step::Join(Arc::clone(flight));
                 }
                 if let Some(parent) = parent {
-                    parent.edges().remove(&node);
+                    parent.edges().remove(&**flight);
                 }
             }
         }
@@ -735,9 +738,7 @@ where
     cache: &'a Arc<Inner<K, V, E>>,
     key: K,
     flight: Arc<Flight<V, E>>,
-    /// The flight as a node of the wait-for graph.
-    node: NodeRef,
-    /// The flight whose computation made this call; it has an edge to `node` while this
+    /// The flight whose computation made this call; it has an edge to `flight` while this
     /// participant takes part.
     parent: Option<NodeRef>,
     role: Role<V, E>,
@@ -760,7 +761,6 @@ where
         Self {
             cache,
             key,
-            node: Arc::clone(&flight) as NodeRef,
             flight,
             parent,
             role: Role::Waiting,
@@ -780,7 +780,10 @@ where
                 .filter(|_| tokio::runtime::Handle::try_current().is_ok())
                 .map(|timeout| tokio::time::Instant::now() + timeout);
         }
-        self.flight.wait(self.deadline).await
+        // Boxed: waiting (a `Notified`, and a timer with a wait timeout) is most of a miss's
+        // state, and a leader whose computation is ready at once never waits. Unboxed, every
+        // miss would carry that state in its own boxed future, and copy it there.
+        Box::pin(self.flight.wait(self.deadline)).await
     }
 
     /// Starts this caller's own computation and drives it. `None`: it went into a task, and
@@ -792,20 +795,12 @@ where
         S: FnOnce(&Building<V, E>) -> SharedComputation<V, E>,
     {
         // Building the computation runs user code: it counts as computing for the flight.
-        let node = &self.node;
         match computation {
-            Computation::Local(compute) => {
-                let flight = &self.flight;
-                let build = || compute(flight);
-                match reentry::within(node, || catch_unwind(AssertUnwindSafe(build))) {
-                    Ok(future) => Some(self.drive_local(future).await),
-                    Err(payload) => Some(self.end(Err(panic_message(payload.as_ref())))),
-                }
-            }
+            Computation::Local(compute) => Some(self.drive_local(compute).await),
             Computation::Shared(compute) => {
                 let flight = &self.flight;
                 let build = || compute(flight);
-                match reentry::within(node, || catch_unwind(AssertUnwindSafe(build))) {
+                match reentry::within(flight.to_node(), || catch_unwind(AssertUnwindSafe(build))) {
                     Ok(future) => self.drive_shared(future).await,
                     Err(payload) => Some(self.end(Err(panic_message(payload.as_ref())))),
                 }
@@ -813,16 +808,37 @@ where
         }
     }
 
-    async fn drive_local<Fut>(&mut self, future: Fut) -> Answer<V, E>
+    /// Builds the caller-local computation and polls it to the end. The build and the first
+    /// poll are marked as computing for the flight together (one mark for a computation that
+    /// is ready at once).
+    async fn drive_local<F, Fut>(&mut self, compute: F) -> Answer<V, E>
     where
+        F: FnOnce(&Building<V, E>) -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
         self.role = Role::DrivingLocal;
-        let computing = Computing {
-            flight: Mark::Caller(&self.node),
-            future: std::pin::pin!(future),
-        };
-        let result = computing.await;
+        let flight = &self.flight;
+        let mut compute = Some(compute);
+        let mut future = std::pin::pin!(None::<Fut>);
+        let result = std::future::poll_fn(|cx| {
+            reentry::within(flight.to_node(), || {
+                if let Some(compute) = compute.take() {
+                    match catch_unwind(AssertUnwindSafe(|| compute(flight))) {
+                        Ok(built) => future.set(Some(built)),
+                        Err(payload) => return Poll::Ready(Err(panic_message(payload.as_ref()))),
+                    }
+                }
+                let Some(running) = future.as_mut().as_pin_mut() else {
+                    return Poll::Ready(Err("local computation missing".to_owned()));
+                };
+                match catch_unwind(AssertUnwindSafe(|| running.poll(cx))) {
+                    Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
+                }
+            })
+        })
+        .await;
         self.end(result)
     }
 
@@ -842,7 +858,7 @@ where
                 return Poll::Ready(Some(Err("shared computation missing".to_owned())));
             };
             let mut computing = Computing {
-                flight: Mark::Caller(&self.node),
+                flight: Mark::Caller(&self.flight),
                 future: future.as_mut(),
             };
             match Pin::new(&mut computing).poll(cx) {
@@ -894,7 +910,7 @@ where
         let stuck = Arc::clone(&self.flight);
         // The edge to the stuck flight goes; `join_or_lead` records the one to the next.
         if let Some(parent) = &self.parent {
-            parent.edges().remove(&self.node);
+            parent.edges().remove(&*self.flight);
         }
         let now = cache.store.clock.now();
         let mode = if stuck.refresh {
@@ -915,7 +931,6 @@ where
             Step::Lead(flight) => (flight, Next::Lead),
             Step::Join(flight) => (flight, Next::Join),
         };
-        self.node = Arc::clone(&flight) as NodeRef;
         self.flight = flight;
         next
     }
@@ -938,7 +953,7 @@ where
 {
     fn drop(&mut self) {
         if let Some(parent) = &self.parent {
-            parent.edges().remove(&self.node);
+            parent.edges().remove(&*self.flight);
         }
         let leaving = match std::mem::replace(&mut self.role, Role::Done) {
             Role::Done => return,

@@ -255,12 +255,25 @@ impl<V, E> Flight<V, E> {
         matches!(lock(&self.state).driver, Driver::Caller)
     }
 
-    /// Records the outcome and wakes every waiter.
+    /// Records the outcome and wakes every waiter, if there is any.
     pub(crate) fn finish(&self, outcome: Outcome<V, E>) {
         // Ignored error: only the driver finishes, and a flight has one driver at a time.
         let _ = self.outcome.set(outcome);
-        lock(&self.state).driver = Driver::Finished;
-        self.notify.notify_waiters();
+        let waiters = {
+            let mut state = lock(&self.state);
+            // The finisher is the driving caller, one of `callers`, or the task, which is
+            // none of them.
+            let finisher = usize::from(matches!(state.driver, Driver::Caller));
+            state.driver = Driver::Finished;
+            state.callers > finisher
+        };
+        // INVARIANT: only participants wait on `notify`, and each is counted in `callers`
+        // (under this lock, in `join`) before it registers there; one that joins after the
+        // look above finds the flight finished. With no other participant, the wake-up (a
+        // lock inside `Notify`) would wake nobody: a lone leader's miss skips it.
+        if waiters {
+            self.notify.notify_waiters();
+        }
     }
 
     /// A participant leaves before the flight finished.
@@ -455,6 +468,18 @@ impl<V: Send + Sync, E: Send + Sync> Node for Flight<V, E> {
     }
 }
 
+/// A flight's handle as a node of the wait-for graph, made when a mark needs one (a
+/// participant keeps only its typed handle).
+pub(crate) trait ToNode {
+    fn to_node(&self) -> NodeRef;
+}
+
+impl<V: Send + Sync + 'static, E: Send + Sync + 'static> ToNode for Arc<Flight<V, E>> {
+    fn to_node(&self) -> NodeRef {
+        Arc::clone(self) as NodeRef
+    }
+}
+
 /// Polls a computation on behalf of `flight`: catches a panic in it (as `Err(message)`),
 /// and marks the thread as computing for `flight` meanwhile, so that a call the computation
 /// makes into any cache can tell whether it would wait for its own flight.
@@ -466,7 +491,7 @@ pub(crate) struct Computing<'a, F> {
 /// How a computation's poller holds its flight.
 pub(crate) enum Mark<'a> {
     /// A caller polling it, which holds the flight anyway.
-    Caller(&'a NodeRef),
+    Caller(&'a (dyn ToNode + Sync)),
     /// A flight's task: weakly, since a task must not keep its flight alive (see
     /// `engine::spawn`).
     Task(Weak<dyn Node>),
@@ -484,9 +509,9 @@ impl<F: Future + Unpin> Future for Computing<'_, F> {
             Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
         };
         match &this.flight {
-            Mark::Caller(flight) => reentry::within(flight, poll),
+            Mark::Caller(flight) => reentry::within(flight.to_node(), poll),
             Mark::Task(flight) => match flight.upgrade() {
-                Some(flight) => reentry::within(&flight, poll),
+                Some(flight) => reentry::within(flight, poll),
                 // The flight is gone (its task is being aborted): nobody can wait for it.
                 None => poll(),
             },

@@ -38,9 +38,13 @@ impl Edges {
     }
 
     /// Removes one edge to `to` (a computation may wait for the same flight twice).
-    pub(crate) fn remove(&self, to: &NodeRef) {
+    pub(crate) fn remove(&self, to: &dyn Node) {
         let mut edges = lock(&self.0);
-        if let Some(at) = edges.iter().position(|edge| same(edge, to)) {
+        let to: *const dyn Node = to;
+        if let Some(at) = edges
+            .iter()
+            .position(|edge| std::ptr::addr_eq(Arc::as_ptr(edge), to))
+        {
             edges.swap_remove(at);
         }
     }
@@ -63,8 +67,8 @@ pub(crate) fn current() -> Option<NodeRef> {
 
 /// Runs `poll` (one poll of `flight`'s computation, or the call that builds it) with the
 /// thread marked as computing for `flight`; the previous mark comes back afterwards, also
-/// when `poll` unwinds.
-pub(crate) fn within<T>(flight: &NodeRef, poll: impl FnOnce() -> T) -> T {
+/// when `poll` unwinds. Takes the handle the mark holds.
+pub(crate) fn within<T>(flight: NodeRef, poll: impl FnOnce() -> T) -> T {
     struct Restore(Option<NodeRef>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -73,7 +77,7 @@ pub(crate) fn within<T>(flight: &NodeRef, poll: impl FnOnce() -> T) -> T {
             let _ = COMPUTING.try_with(|computing| *computing.borrow_mut() = previous);
         }
     }
-    let previous = COMPUTING.with(|computing| computing.replace(Some(Arc::clone(flight))));
+    let previous = COMPUTING.with(|computing| computing.replace(Some(flight)));
     let _restore = Restore(previous);
     poll()
 }
@@ -113,7 +117,7 @@ pub(crate) fn wait_for(from: &NodeRef, to: &NodeRef) -> bool {
     }
     from.edges().add(to);
     if reaches(to, from) {
-        from.edges().remove(to);
+        from.edges().remove(&**to);
         return false;
     }
     true
