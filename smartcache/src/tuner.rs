@@ -176,7 +176,7 @@ impl Tuner {
     /// there (a second chance), not a new one.
     pub(crate) fn pushed(&mut self, read: bool) {
         self.window_clock = self.window_clock.wrapping_add(1);
-        self.window_reads += u32::from(read);
+        self.window_reads = self.window_reads.saturating_add(u32::from(read));
     }
 
     /// A candidate leaving the window lost its duel and was dropped.
