@@ -4,7 +4,8 @@
 //! A `VecDeque` doubles its buffer when full and moves every item across: at a million
 //! items, one push copies some 16 MB, milliseconds in one caller's path. The upkeep queues
 //! (policy segments, expiry order) grow to the size of the cache, so they use this instead:
-//! a push allocates at most one block of [`BLOCK`] items, and a pop frees at most one.
+//! a push allocates at most one block of [`BLOCK`] items (fewer for items over 64 bytes, see
+//! [`MAX_BLOCK_BYTES`]), and a pop frees at most one.
 //!
 //! # Which block is freed
 //!
@@ -21,11 +22,22 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-/// Items per block.
+/// Items per block, at most (see [`Block::ITEMS`]).
 const BLOCK: usize = 1024;
 
+/// Bytes of items per block, at most: 64 KiB.
+///
+/// NOTE: a block must stay below glibc's default mapping threshold (128 KiB). glibc serves a
+/// larger request with its own `mmap`, and the `free` of such a chunk raises the process's
+/// mapping threshold to its size and its trim threshold to twice that, for good, after which
+/// the heap goes back to the kernel in larger trims, each in one caller's path
+/// (`docs/benchmarks.md`, "Worst call under housekeeping"). 1,024 items of `(u64, u64)` take
+/// 16 KiB; only items over 64 bytes (keys of some 56 bytes and more held inline) get fewer
+/// per block.
+const MAX_BLOCK_BYTES: usize = 64 * 1024;
+
 /// One block: its items, and where its buffer lies (which never moves: no block holds more
-/// than [`BLOCK`] items, and each is created with room for that many).
+/// than [`Block::ITEMS`] items, and each is created with room for that many).
 #[derive(Debug)]
 struct Block<T> {
     items: VecDeque<T>,
@@ -33,19 +45,26 @@ struct Block<T> {
 }
 
 impl<T> Block<T> {
+    /// Items per block: [`BLOCK`], or as many as fit in [`MAX_BLOCK_BYTES`] (one at least).
+    const ITEMS: usize = match MAX_BLOCK_BYTES.checked_div(size_of::<T>()) {
+        Some(0) => 1,
+        Some(fit) if fit < BLOCK => fit,
+        _ => BLOCK,
+    };
+
     fn new() -> Self {
-        let items = VecDeque::with_capacity(BLOCK);
+        let items = VecDeque::with_capacity(Self::ITEMS);
         let address = items.as_slices().0.as_ptr() as usize;
         Self { items, address }
     }
 }
 
-/// A FIFO queue (with `push_front` for a victim put back) stored in blocks of [`BLOCK`]
-/// items.
+/// A FIFO queue (with `push_front` for a victim put back) stored in blocks of
+/// [`Block::ITEMS`] items.
 #[derive(Debug)]
 pub(crate) struct BlockQueue<T> {
-    // INVARIANT: no block is empty, and no block holds more than BLOCK items, so no block
-    // ever reallocates (each is created with room for BLOCK).
+    // INVARIANT: no block is empty, and no block holds more than Block::<T>::ITEMS items, so
+    // no block ever reallocates (each is created with room for that many).
     blocks: VecDeque<Block<T>>,
     len: usize,
     /// The number of the front block; the block at index `i` has number `first + i`
@@ -81,7 +100,7 @@ impl<T> BlockQueue<T> {
 
     pub(crate) fn push_back(&mut self, item: T) {
         match self.blocks.back_mut() {
-            Some(block) if block.items.len() < BLOCK => block.items.push_back(item),
+            Some(block) if block.items.len() < Block::<T>::ITEMS => block.items.push_back(item),
             _ => {
                 let mut block = Block::new();
                 block.items.push_back(item);
@@ -95,7 +114,7 @@ impl<T> BlockQueue<T> {
 
     pub(crate) fn push_front(&mut self, item: T) {
         match self.blocks.front_mut() {
-            Some(block) if block.items.len() < BLOCK => block.items.push_front(item),
+            Some(block) if block.items.len() < Block::<T>::ITEMS => block.items.push_front(item),
             _ => {
                 let mut block = Block::new();
                 block.items.push_front(item);
@@ -155,7 +174,7 @@ impl<T> BlockQueue<T> {
         }
         let index = usize::try_from(number.wrapping_sub(self.first)).expect("a block index");
         let block = &mut self.blocks[index];
-        // NOTE: at most BLOCK items into a buffer made for BLOCK: no reallocation.
+        // NOTE: at most Block::ITEMS items into a buffer made for as many: no reallocation.
         emptied.items.extend(block.items.drain(..));
         std::mem::swap(block, &mut emptied);
         self.by_address.remove(&highest);
@@ -168,13 +187,13 @@ impl<T> BlockQueue<T> {
 mod tests {
     use super::*;
 
-    /// Checks the invariants: no block empty or over BLOCK items or reallocated, `len`
+    /// Checks the invariants: no block empty or over its items or reallocated, `len`
     /// right, and `by_address` exactly the blocks' addresses and numbers.
     fn check<T>(queue: &BlockQueue<T>) {
         let mut expected = BTreeMap::new();
         for (index, block) in queue.blocks.iter().enumerate() {
-            assert!(!block.items.is_empty() && block.items.len() <= BLOCK);
-            assert!(block.items.capacity() >= BLOCK);
+            assert!(!block.items.is_empty() && block.items.len() <= Block::<T>::ITEMS);
+            assert!(block.items.capacity() >= Block::<T>::ITEMS);
             if size_of::<T>() != 0 {
                 let front = block.items.as_slices().0.as_ptr() as usize;
                 let size = size_of::<T>() * block.items.capacity();
@@ -270,6 +289,30 @@ mod tests {
             assert_eq!(queue.pop_front(), Some(item));
         }
         check(&queue);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn blocks_of_large_items_stay_under_glibcs_mapping_threshold() {
+        type Large = ([u64; 32], usize); // 264 bytes: 248 to a block
+        assert_eq!(Block::<(u64, u64)>::ITEMS, BLOCK);
+        assert_eq!(Block::<()>::ITEMS, BLOCK);
+        assert_eq!(Block::<[u8; 200 * 1024]>::ITEMS, 1);
+        let items = Block::<Large>::ITEMS;
+        assert_eq!(items, 248);
+        let mut queue = BlockQueue::<Large>::default();
+        for i in 0..3 * items + 7 {
+            queue.push_back(([0; 32], i));
+        }
+        check(&queue);
+        assert_eq!(queue.blocks.len(), 4);
+        for block in &queue.blocks {
+            assert!(block.items.capacity() * size_of::<Large>() <= MAX_BLOCK_BYTES);
+        }
+        for i in 0..3 * items + 7 {
+            assert_eq!(queue.pop_front().map(|(_, i)| i), Some(i));
+            check(&queue);
+        }
         assert!(queue.is_empty());
     }
 
