@@ -83,12 +83,11 @@ impl Ghost {
         if entries < self.enough_for {
             return; // the common case: one comparison
         }
-        let wanted = percent(entries, GHOST_PERCENT)
-            .min(u64::from(self.depth))
-            .div_ceil(2)
-            .clamp(4, 1 << 31);
+        let full = u64::from(self.depth).div_ceil(2).clamp(4, 1 << 31);
+        let wanted = percent(entries, GHOST_PERCENT).div_ceil(2).clamp(4, full);
         if wanted > self.buckets {
-            self.buckets = wanted.max(self.buckets * 2).min(1 << 31);
+            // Doubling keeps the regrowths few; the depth bounds the table.
+            self.buckets = wanted.max(self.buckets * 2).min(full);
             self.slots = vec![0; usize::try_from(self.buckets * 2).unwrap_or(usize::MAX)];
         }
         // Below this, `wanted` stays within the buckets; at the depth, it never grows again.
@@ -257,6 +256,10 @@ mod tests {
         huge.fit(1_000_000);
         assert_eq!(huge.window_ghost.slots.len(), 70_000, "7% of the entries");
         let mut bounded = Tuner::new(1_000_000);
+        for entries in (0..=1_000_000).step_by(1_000) {
+            bounded.fit(entries);
+        }
+        assert_eq!(bounded.main_ghost.slots.len(), 70_000, "grown to the depth, not past it");
         bounded.fit(u64::MAX);
         assert_eq!(bounded.main_ghost.slots.len(), 70_000, "the depth at most");
         assert_eq!(bounded.main_ghost.enough_for, u64::MAX);
