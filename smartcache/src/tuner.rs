@@ -252,14 +252,22 @@ mod tests {
     #[test]
     fn the_ghosts_grow_with_the_entries_not_the_capacity() {
         let mut huge = Tuner::new(u64::MAX);
-        assert_eq!(huge.window_ghost.slots.len(), 8, "no table sized for the capacity");
+        assert_eq!(
+            huge.window_ghost.slots.len(),
+            8,
+            "no table sized for the capacity"
+        );
         huge.fit(1_000_000);
         assert_eq!(huge.window_ghost.slots.len(), 70_000, "7% of the entries");
         let mut bounded = Tuner::new(1_000_000);
         for entries in (0..=1_000_000).step_by(1_000) {
             bounded.fit(entries);
         }
-        assert_eq!(bounded.main_ghost.slots.len(), 70_000, "grown to the depth, not past it");
+        assert_eq!(
+            bounded.main_ghost.slots.len(),
+            70_000,
+            "grown to the depth, not past it"
+        );
         bounded.fit(u64::MAX);
         assert_eq!(bounded.main_ghost.slots.len(), 70_000, "the depth at most");
         assert_eq!(bounded.main_ghost.enough_for, u64::MAX);
