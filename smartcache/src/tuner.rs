@@ -253,7 +253,11 @@ mod tests {
     #[test]
     fn the_ghosts_grow_with_the_entries_not_the_capacity() {
         let mut huge = Tuner::new(u64::MAX);
-        assert_eq!(huge.window_ghost.slots.len(), 8, "no table sized for the capacity");
+        assert_eq!(
+            huge.window_ghost.slots.len(),
+            8,
+            "no table sized for the capacity"
+        );
         huge.fit(1_000_000);
         assert_eq!(huge.window_ghost.slots.len(), 70_000, "7% of the entries");
         let mut bounded = Tuner::new(1_000_000);
