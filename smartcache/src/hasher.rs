@@ -1,6 +1,6 @@
 //! The hash function of a cache's maps, chosen on the builder ([`KeyHasher`]).
 
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 /// The hash function a cache uses for its keys, set with
 /// [`AsyncSmartCacheBuilder::key_hasher`](crate::AsyncSmartCacheBuilder::key_hasher).
@@ -60,6 +60,18 @@ impl BuildHasher for MapHasher {
         match self {
             Self::Fast(state) => AnyHasher::Fast(state.build_hasher()),
             Self::Sip(state) => AnyHasher::Sip(state.build_hasher()),
+        }
+    }
+
+    /// The same hash as `build_hasher`, `hash` and `finish`, with the kind matched once, up
+    /// front: the hit path hashes through here, and through an [`AnyHasher`] the compiler
+    /// built the hasher on the stack and called its `finish` out of line (about 17
+    /// instructions more per `u64` hit than foldhash alone).
+    #[inline]
+    fn hash_one<T: Hash>(&self, key: T) -> u64 {
+        match self {
+            Self::Fast(state) => state.hash_one(key),
+            Self::Sip(state) => state.hash_one(key),
         }
     }
 }
@@ -128,5 +140,36 @@ mod tests {
             MapHasher::new(KeyHasher::SipHash),
             MapHasher::Sip(_)
         ));
+    }
+
+    /// The maps hash through `build_hasher` (`DashMap` does) and the hit path through
+    /// `hash_one`: both must agree, or a hit would probe the wrong shard and bucket.
+    #[test]
+    fn hash_one_agrees_with_the_hasher_it_builds() {
+        #[allow(clippy::manual_hash_one)] // the reference the override is checked against
+        fn built<T: Hash + ?Sized>(hasher: &MapHasher, key: &T) -> u64 {
+            let mut state = hasher.build_hasher();
+            key.hash(&mut state);
+            state.finish()
+        }
+        for kind in [KeyHasher::Foldhash, KeyHasher::SipHash] {
+            let hasher = MapHasher::new(kind);
+            for key in [0_u64, 1, 42, u64::MAX] {
+                assert_eq!(hasher.hash_one(key), built(&hasher, &key));
+            }
+            for key in [
+                "",
+                "a",
+                "a key longer than sixteen bytes, to take the long path",
+            ] {
+                assert_eq!(hasher.hash_one(key), built(&hasher, key));
+                assert_eq!(
+                    hasher.hash_one(key.to_owned()),
+                    built(&hasher, &key.to_owned())
+                );
+            }
+            let tuple = (7_u32, "seven", vec![1_u8, 2, 3], Some('x'));
+            assert_eq!(hasher.hash_one(&tuple), built(&hasher, &tuple));
+        }
     }
 }

@@ -6,13 +6,19 @@
 //! valgrind --tool=callgrind target/release/zipf-profile smartcache 0.05 2000000
 //! ```
 //!
-//! Arguments: contestant (`smartcache`, `dashmap`, `quick_cache`, `moka`), miss share,
+//! Arguments: contestant (`smartcache`, `dashmap`, `quick_cache`, `moka`; also
+//! `smartcache-get`, smartcache's `get` with a `get_or_compute` on a miss, and
+//! `smartcache-bounded`, `get_or_compute` with a capacity of twice the stored keys, so that
+//! every stored key stays and a hit is a hit), miss share,
 //! requests, tasks (0, the default: one task on a current-thread runtime; otherwise that many
 //! tasks on a 2-worker runtime). Prints the wall time per request (meaningless under
 //! valgrind).
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
+
+use smartcache::AsyncSmartCache;
 
 use smartcache_benches::{
     Contestant, FastHasher, Moka, QuickCache, RawDashMap, SmartCache, Work, current_thread_runtime,
@@ -20,6 +26,60 @@ use smartcache_benches::{
 };
 
 const STORED_KEYS: u64 = 100_000;
+
+/// smartcache's `get` (a hit's cost without the get-or-compute future); a miss computes
+/// through `get_or_compute`.
+struct PlainGet {
+    cache: AsyncSmartCache<u64, u64, Infallible>,
+    work: Arc<Work>,
+}
+
+impl Contestant<u64> for PlainGet {
+    const NAME: &'static str = "smartcache get";
+
+    async fn new(work: Arc<Work>) -> Self {
+        Self {
+            cache: AsyncSmartCache::new(),
+            work,
+        }
+    }
+
+    async fn get(&self, key: &u64) -> u64 {
+        if let Some(value) = self.cache.get(key) {
+            return value;
+        }
+        let answer = (self.cache)
+            .get_or_compute(*key, || async { Ok(self.work.compute(key).await) })
+            .await;
+        answer.expect("the computation cannot fail")
+    }
+}
+
+/// smartcache's `get_or_compute` with a capacity that holds every stored key.
+struct Bounded {
+    cache: AsyncSmartCache<u64, u64, Infallible>,
+    work: Arc<Work>,
+}
+
+impl Contestant<u64> for Bounded {
+    const NAME: &'static str = "smartcache bounded";
+
+    async fn new(work: Arc<Work>) -> Self {
+        Self {
+            cache: AsyncSmartCache::builder()
+                .max_capacity(2 * STORED_KEYS)
+                .build(),
+            work,
+        }
+    }
+
+    async fn get(&self, key: &u64) -> u64 {
+        let answer = (self.cache)
+            .get_or_compute(*key, || async { Ok(self.work.compute(key).await) })
+            .await;
+        answer.expect("the computation cannot fail")
+    }
+}
 
 fn profile<C: Contestant<u64>>(miss_share: f64, requests: u64, tasks: u64) {
     let runtime = if tasks == 0 {
@@ -72,6 +132,8 @@ fn main() {
         "dashmap" => profile::<RawDashMap<u64, FastHasher>>(miss_share, requests, tasks),
         "quick_cache" => profile::<QuickCache<u64>>(miss_share, requests, tasks),
         "moka" => profile::<Moka<u64>>(miss_share, requests, tasks),
+        "smartcache-get" => profile::<PlainGet>(miss_share, requests, tasks),
+        "smartcache-bounded" => profile::<Bounded>(miss_share, requests, tasks),
         other => eprintln!("unknown contestant {other}; see the file's docs"),
     }
 }
