@@ -37,15 +37,17 @@
 //!
 //! Each ghost is a table of 64-bit slots, two per bucket, as many slots as its depth (at
 //! least 8): 7% of the capacity in words, so 1.1 bytes per entry of capacity for both
-//! ghosts. Like the sketch, it grows with the entries stored, not with the capacity. A slot holds 32 bits of the key's hash and 32
-//! bits of its clock; a key whose slot was taken by a later one is forgotten, which only loses
-//! a gain. A miss costs two bucket reads; a drop, one bucket write.
+//! ghosts. Like the sketch, it grows with the entries stored, not with the capacity. A slot
+//! holds 32 bits of the key's hash and 32 bits of its clock; a key whose slot was taken by a
+//! later one is forgotten, which only loses a gain. A miss costs two bucket reads; a drop,
+//! one bucket write.
 
 use crate::policy::percent;
 
 /// How far back each ghost remembers: this percentage of the capacity, in pushes or
-/// evictions. 7% measured best on the benchmark suite's traces between 3% and 15%; from 10%
-/// on, loops of 1.01 to 1.1 times the capacity grow the window when they should not.
+/// evictions. Depths from 3% to 14% measured alike on the benchmark suite's traces, within
+/// the seed's noise; without the read rule (see "Loops"), 12.5% already let a loop of 1.1
+/// times the capacity grow the window.
 const GHOST_PERCENT: u64 = 7;
 /// How far the window moves per decision: this percentage of the capacity.
 const STEP_PERCENT: u64 = 2;
