@@ -413,7 +413,7 @@ where
         self
     }
 
-    /// The name under which the cache is listed in the [registry](crate::registry). An
+    /// The name under which the cache is listed in the [registry]. An
     /// unnamed cache is not registered.
     ///
     /// ```

@@ -61,7 +61,7 @@
 //! | `tracing` | no | `tracing` events on the slow path, target `smartcache`, with the cache name (keys only after the builder's `trace_keys`) | a few ns per miss when no subscriber listens; nothing on hits |
 //! | `metrics` | no | `metrics::publish()`: every registered cache's figures through the `metrics` facade, labelled by name | nothing on the request path; `publish` walks the registry |
 //! | `serde` | no | `Serialize` for [`CacheStats`] and [`registry::RegisteredCache`] | compile time of `serde` only |
-//! | `redis` | no | [`redis`]: a shared tier on Redis, the builder's `.shared(tier)` (one computation and one cached failure per key across processes) | redis-rs and `rmp-serde`; a round trip per shared-form miss; needs Rust 1.88 (redis-rs's MSRV) rather than 1.85 |
+//! | `redis` | no | the module `smartcache::redis` (not linked here: it exists only with the feature): a shared tier on Redis, the builder's `.shared(tier)` (one computation and one cached failure per key across processes) | redis-rs and `rmp-serde`; a round trip per shared-form miss; needs Rust 1.88 (redis-rs's MSRV) rather than 1.85 |
 //! | `anyhow` | no | `#[smart_cached]` on fns returning `anyhow::Result<T>`; `CacheError::<anyhow::Error>::into_anyhow` | compile time of `anyhow` only |
 // docs.rs (`--cfg docsrs`, see `[package.metadata.docs.rs]`): a badge on every item that
 // needs a feature. Nightly only, hence the cfg; stable builds never see it.

@@ -112,7 +112,8 @@ impl Envelope {
         Self::decode_with(bytes, schema, |error| rmp_serde::from_slice(error).ok())
     }
 
-    /// [`decode`](Self::decode), with the error decoded by `error` (the cache's codec).
+    /// Decodes stored bytes for a cache of fingerprint `schema`, by the rules of `decode` (a
+    /// test helper), with the error decoded by `error` (the cache's codec).
     pub(crate) fn decode_with<V: DeserializeOwned, E>(
         bytes: &[u8],
         schema: u64,
