@@ -14,7 +14,7 @@ use criterion::{
 use smartcache::{AsyncSmartCache, smart_cached};
 use smartcache_benches::{
     Contestant, Key, Scenario, SmartCache, Work, build, current_thread_runtime, fill,
-    for_each_contestant,
+    for_each_contestant, through_macro, through_macro_str,
 };
 
 const WARM_KEYS: u64 = 1_024;
@@ -130,16 +130,6 @@ fn hit_latency<K: Key>(c: &mut Criterion, name: &str) {
     smartcache_borrowed(&mut scenario);
     smartcache_bounded(&mut scenario);
     group.finish();
-}
-
-#[smart_cached]
-async fn through_macro(key: u64) -> u64 {
-    key.value()
-}
-
-#[smart_cached]
-async fn through_macro_str(key: &str) -> u64 {
-    key.len() as u64
 }
 
 /// A service whose cached methods carry the attribute alone (no `#[smart_cached]` on the

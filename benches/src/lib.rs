@@ -35,7 +35,7 @@ use std::time::Duration;
 use cached::Cached as _;
 use cached::proc_macro::cached;
 use dashmap::DashMap;
-use smartcache::AsyncSmartCache;
+use smartcache::{AsyncSmartCache, smart_cached};
 
 pub mod probes;
 pub mod ratio;
@@ -179,6 +179,12 @@ pub struct SmartCache<K> {
 }
 
 impl<K: Key> SmartCache<K> {
+    /// The contestant over a cache built otherwise (a capacity, say).
+    #[must_use]
+    pub fn with_cache(cache: AsyncSmartCache<K, u64, Infallible>, work: Arc<Work>) -> Self {
+        Self { cache, work }
+    }
+
     /// The cache itself, for calls outside the common trait.
     #[must_use]
     pub fn inner(&self) -> &AsyncSmartCache<K, u64, Infallible> {
@@ -204,6 +210,19 @@ impl<K: Key> Contestant<K> for SmartCache<K> {
             .await;
         answer.expect("the computation cannot fail")
     }
+}
+
+/// The hit benchmarks' `#[smart_cached]` function of a `u64` (its generated cache is a
+/// static: every caller shares it).
+#[smart_cached]
+pub async fn through_macro(key: u64) -> u64 {
+    key.value()
+}
+
+/// The hit benchmarks' `#[smart_cached]` function of a `&str` argument.
+#[smart_cached]
+pub async fn through_macro_str(key: &str) -> u64 {
+    key.len() as u64
 }
 
 /// The floor: a `DashMap` get and clone; on a miss, compute and insert (no single-flight).

@@ -196,6 +196,7 @@ where
         let retry = backoff.retry;
         let hasher = MapHasher::new(limits.hasher);
         let shards = shard_amount(limits.capacity);
+        let timed = ttl != u64::MAX || refresh != u64::MAX;
         Self {
             values: DashMap::with_hasher_and_shard_amount(hasher.clone(), shards),
             failures: DashMap::with_hasher_and_shard_amount(hasher, shards),
@@ -211,8 +212,8 @@ where
             ttl,
             keep,
             refresh,
-            timed: ttl != u64::MAX || refresh != u64::MAX,
-            hit_meta: ttl != u64::MAX || refresh != u64::MAX || limits.capacity.is_some(),
+            timed,
+            hit_meta: timed || limits.capacity.is_some(),
             backoff,
             linger: if backoff.grows() { backoff.max } else { 0 },
             hint,

@@ -17,9 +17,10 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use smartcache::{AsyncSmartCache, smart_cached};
+use smartcache::AsyncSmartCache;
 use smartcache_benches::{
     Contestant, FastHasher, Key, RawDashMap, SmartCache, Work, current_thread_runtime, fill,
+    through_macro, through_macro_str,
 };
 
 const WARM_KEYS: u64 = 1_024;
@@ -46,16 +47,6 @@ fn contestant<C: Contestant<u64>>(keys: &[u64], hits: u64) {
         contestant
     });
     time_hits(keys, hits, async |key| contestant.get(key).await);
-}
-
-#[smart_cached]
-async fn through_macro(key: u64) -> u64 {
-    key.value()
-}
-
-#[smart_cached]
-async fn through_macro_str(key: &str) -> u64 {
-    key.len() as u64
 }
 
 fn main() {

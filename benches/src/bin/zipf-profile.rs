@@ -14,7 +14,6 @@
 //! tasks on a 2-worker runtime). Prints the wall time per request (meaningless under
 //! valgrind).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,55 +28,38 @@ const STORED_KEYS: u64 = 100_000;
 
 /// smartcache's `get` (a hit's cost without the get-or-compute future); a miss computes
 /// through `get_or_compute`.
-struct PlainGet {
-    cache: AsyncSmartCache<u64, u64, Infallible>,
-    work: Arc<Work>,
-}
+struct PlainGet(SmartCache<u64>);
 
 impl Contestant<u64> for PlainGet {
     const NAME: &'static str = "smartcache get";
 
     async fn new(work: Arc<Work>) -> Self {
-        Self {
-            cache: AsyncSmartCache::new(),
-            work,
-        }
+        Self(SmartCache::new(work).await)
     }
 
     async fn get(&self, key: &u64) -> u64 {
-        if let Some(value) = self.cache.get(key) {
-            return value;
+        match self.0.inner().get(key) {
+            Some(value) => value,
+            None => self.0.get(key).await,
         }
-        let answer = (self.cache)
-            .get_or_compute(*key, || async { Ok(self.work.compute(key).await) })
-            .await;
-        answer.expect("the computation cannot fail")
     }
 }
 
 /// smartcache's `get_or_compute` with a capacity that holds every stored key.
-struct Bounded {
-    cache: AsyncSmartCache<u64, u64, Infallible>,
-    work: Arc<Work>,
-}
+struct Bounded(SmartCache<u64>);
 
 impl Contestant<u64> for Bounded {
     const NAME: &'static str = "smartcache bounded";
 
     async fn new(work: Arc<Work>) -> Self {
-        Self {
-            cache: AsyncSmartCache::builder()
-                .max_capacity(2 * STORED_KEYS)
-                .build(),
-            work,
-        }
+        let cache = AsyncSmartCache::builder()
+            .max_capacity(2 * STORED_KEYS)
+            .build();
+        Self(SmartCache::with_cache(cache, work))
     }
 
     async fn get(&self, key: &u64) -> u64 {
-        let answer = (self.cache)
-            .get_or_compute(*key, || async { Ok(self.work.compute(key).await) })
-            .await;
-        answer.expect("the computation cannot fail")
+        self.0.get(key).await
     }
 }
 
