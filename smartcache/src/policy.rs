@@ -182,8 +182,9 @@ impl<K> Policy<K> {
     /// Queues a newly stored entry (a miss, counted in the sketch). `live` is the number of
     /// entries stored, for sizing the sketch.
     pub(crate) fn admit(&mut self, node: Node<K>, hash: u64, live: u64) {
-        self.sketch.fit(live.min(self.capacity));
-        self.tuner.fit(live.min(self.capacity));
+        let entries = live.min(self.capacity);
+        self.sketch.fit(entries);
+        self.tuner.fit(entries);
         self.sketch.increment(hash, 1);
         if let Some(step) = self.tuner.missed(hash) {
             let target = i128::from(self.window_target) + i128::from(step);
