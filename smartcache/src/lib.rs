@@ -92,6 +92,7 @@ mod key;
 mod listener;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+mod minisim;
 mod policy;
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -308,6 +308,11 @@ impl StatsCore {
     }
 
     #[inline]
+    /// How many stripes the counters have: a power of two.
+    pub(crate) fn stripe_count(&self) -> usize {
+        self.stripes.len()
+    }
+
     fn stripe(&self) -> &Stripe {
         // INVARIANT: `stripes.len()` is a power of two, so the mask keeps the index in bounds.
         &self.stripes[thread_stripe() & (self.stripes.len() - 1)]
@@ -423,7 +428,7 @@ impl StatsCore {
 
 /// This thread's stripe number, handed out round-robin the first time a thread asks.
 #[inline]
-fn thread_stripe() -> usize {
+pub(crate) fn thread_stripe() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static STRIPE: usize = NEXT.fetch_add(1, Relaxed);

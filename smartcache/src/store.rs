@@ -33,6 +33,7 @@ use crate::expiry::{self, ErrorQueue, ExpiryQueue, Popped};
 use crate::hasher::MapHasher;
 use crate::key::BorrowedKey;
 use crate::listener::{Listener, Notices, RemovalCause};
+use crate::minisim::HitSamples;
 use crate::policy::{Evicted, Node, Policy, Residents};
 use crate::resilience::{self, Backoff, Hint, Jitter};
 use crate::stats::StatsCore;
@@ -129,6 +130,8 @@ pub(crate) struct Store<K, V, E> {
     /// Written under the upkeep lock.
     upkeep_due: AtomicU64,
     capacity: Option<u64>,
+    /// With a capacity: the hits sampled for the policy's simulations (`minisim.rs`).
+    samples: Option<HitSamples>,
     /// Time to live of a value, in nanoseconds; `u64::MAX` for none.
     ttl: u64,
     /// How long a value is kept: its time to live plus the stale-if-error window.
@@ -209,6 +212,8 @@ where
             }),
             upkeep_due: AtomicU64::new(u64::MAX),
             capacity: limits.capacity,
+            samples: (limits.capacity)
+                .map(|capacity| HitSamples::new(capacity, stats.stripe_count())),
             ttl,
             keep,
             refresh,
@@ -362,11 +367,15 @@ where
             }
             refresh_due = REFRESH && resilience::refresh_due(age, self.refresh, hash ^ meta);
         }
-        if self.capacity.is_some() && meta & HITS != HITS {
-            // NOTE: only written while the count is below 15 (fifteen hits per policy visit),
-            // so a hot entry's cache line stays shared between cores. A lost race loses one
-            // count, never carries into the time bits: the exchange is from the value read.
-            _ = (entry.meta).compare_exchange_weak(meta, meta + 1, Relaxed, Relaxed);
+        if let Some(samples) = &self.samples {
+            if meta & HITS != HITS {
+                // NOTE: only written while the count is below 15 (fifteen hits per policy
+                // visit), so a hot entry's cache line stays shared between cores. A lost race
+                // loses one count, never carries into the time bits: the exchange is from the
+                // value read.
+                _ = (entry.meta).compare_exchange_weak(meta, meta + 1, Relaxed, Relaxed);
+            }
+            samples.hit(hash);
         }
         Some(refresh_due)
     }
@@ -592,6 +601,9 @@ where
         }
         let live = self.stats.entries.load(Relaxed);
         let hash = self.values.hasher().hash_one(&key);
+        if let Some(samples) = &self.samples {
+            policy.replay_hits(samples);
+        }
         policy.admit(
             Node {
                 key: key.clone(),

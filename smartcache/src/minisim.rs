@@ -1,0 +1,554 @@
+//! Miniature simulations of the eviction policy: which region of window sizes suits the
+//! workload, decided by replaying a sample of it.
+//!
+//! # Why
+//!
+//! The tuner (`tuner.rs`) compares what a slightly larger window and a slightly larger main
+//! space would have gained: a local view. On recency-heavy traces the hit ratio keeps rising
+//! all the way to a window of the whole cache (an LRU), yet the local gains balance around a
+//! small or a half-sized window (replays with the window held fixed: a point or three lost on
+//! a web-search trace and on a recommendations trace, twenty on a shifting working set). A
+//! global view needs whole policies compared, on the same requests.
+//!
+//! # What it does
+//!
+//! A fixed share of the key space is sampled by hash (as in spatially hashed sampling of
+//! cache traces): a key whose hash has its low `shift` bits clear. Its requests (misses as
+//! the policy stores them, hits from [`HitSamples`]) are replayed through [`WINDOWS`]`.len()`
+//! small exact W-TinyLFU caches of the capacity times the sample rate (128 to 255 entries,
+//! or the whole capacity below that), each with its window at one of [`WINDOWS`] percent,
+//! sharing one frequency sketch (the requests, and so the counts, are the same for all).
+//! Every [`EPOCH_CAPACITIES`] mini capacities' worth of sampled requests, the simulation that
+//! hit most (counts halved per epoch, so that a shifting workload is followed) names the
+//! *band* the real window may move in: from halfway to the next smaller simulated window to
+//! halfway to the next larger one. The tuner still moves the window within it.
+//!
+//! A replay of the benchmark traces with a mini capacity of 128 to 255 named the same best
+//! window as a full-size simulation on every trace but two near-ties.
+//!
+//! # Cost
+//!
+//! - A hit of a sampled key writes its hash to a ring of its thread's stripe: two relaxed
+//!   stores, no shared counter (a lost race loses a sample, which only adds noise).
+//! - A miss first replays the sampled hits since the last one (at most [`RING`] per stripe;
+//!   older ones are lost, which only makes the sample shorter), then its own request if
+//!   sampled: each is a map lookup and a few list moves per simulation. At 95% hits and a
+//!   sample rate of 1 in 4, about five requests per miss.
+//! - Memory: five simulations of at most 255 entries (24-byte nodes and an index), a sketch
+//!   of 256 words, and the rings: some 50 KB per bounded cache, whatever its capacity.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::policy::percent;
+use crate::sketch::Sketch;
+
+/// The windows simulated, in percent of the capacity, smallest first.
+pub(crate) const WINDOWS: [u64; 7] = [1, 10, 25, 50, 75, 90, 99];
+/// The largest mini capacity: larger ones are sampled down to 1,024 to 2,048 entries.
+const MINI_CAPACITY: u64 = 2048;
+/// At most one key in 2^this is sampled, whatever the capacity: the simulations' upkeep
+/// stays a fraction of the requests'.
+const MIN_SHIFT: u32 = 2;
+/// Sampled requests per decision.
+const EPOCH: u64 = 512;
+/// Sampled hits a ring keeps between two misses. A replay with 128 lost too many on
+/// loops and high hit ratios (where a few hundred hits come between two misses).
+const RING: usize = 512;
+/// The most rings: threads beyond share them (a lost race loses a sample).
+const MAX_RINGS: usize = 8;
+/// Sampled hits replayed per miss, at most: the rest wait for the next miss.
+const REPLAY_BUDGET: u32 = 64;
+
+/// The bits of a hash that must be clear for its key to be sampled, for `capacity`.
+fn sample_mask(capacity: u64) -> u64 {
+    let mut shift = MIN_SHIFT;
+    while shift < 63 && capacity >> shift > MINI_CAPACITY {
+        shift += 1;
+    }
+    (1 << shift) - 1
+}
+
+/// One ring of sampled hits, written by the threads of its stripes.
+#[derive(Debug)]
+#[repr(align(128))] // no false sharing with the neighbouring ring's count
+struct Ring {
+    /// Hits written so far (the next slot is `written % RING`).
+    written: AtomicU64,
+    slots: Box<[AtomicU64]>,
+}
+
+/// The sampled hits of a bounded cache, recorded on the hit path without a lock.
+#[derive(Debug)]
+pub(crate) struct HitSamples {
+    mask: u64,
+    rings: Box<[Ring]>,
+}
+
+impl HitSamples {
+    /// Rings for a cache of `capacity`, one per stats stripe (`stripes`, a power of two), at
+    /// most [`MAX_RINGS`].
+    pub(crate) fn new(capacity: u64, stripes: usize) -> Self {
+        Self {
+            mask: sample_mask(capacity),
+            rings: (0..stripes.min(MAX_RINGS))
+                .map(|_| Ring {
+                    written: AtomicU64::new(0),
+                    slots: (0..RING).map(|_| AtomicU64::new(0)).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Records a hit on a key hashed to `hash`, if it is sampled.
+    #[inline]
+    pub(crate) fn hit(&self, hash: u64) {
+        if hash & self.mask == 0 {
+            self.record(hash);
+        }
+    }
+
+    #[inline(never)]
+    fn record(&self, hash: u64) {
+        // INVARIANT: the ring count is a power of two (the stats' stripe count, or the cap).
+        let ring = &self.rings[crate::stats::thread_stripe() & (self.rings.len() - 1)];
+        // NOTE: a load and a store, not an atomic add: two threads sharing a ring may write
+        // the same slot, which loses a sample, never a slot out of bounds.
+        let written = ring.written.load(Relaxed);
+        #[allow(clippy::cast_possible_truncation)] // reduced modulo the ring
+        ring.slots[written as usize % RING].store(hash, Relaxed);
+        ring.written.store(written.wrapping_add(1), Relaxed);
+    }
+}
+
+/// A list of one segment of a simulation, oldest first, linked through the nodes.
+#[derive(Debug, Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+    len: u32,
+}
+
+const NIL: u32 = u32::MAX;
+
+impl List {
+    const EMPTY: Self = Self {
+        head: NIL,
+        tail: NIL,
+        len: 0,
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment {
+    Window = 0,
+    Probation = 1,
+    Protected = 2,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SimNode {
+    hash: u64,
+    prev: u32,
+    next: u32,
+    segment: Segment,
+}
+
+type Index = HashMap<u64, u32, foldhash::fast::FixedState>;
+
+/// One simulated cache: an exact W-TinyLFU (LRU segments) of hashes.
+#[derive(Debug)]
+struct Sim {
+    window: u32,
+    main: u32,
+    protected: u32,
+    lists: [List; 3],
+    nodes: Vec<SimNode>,
+    free: Vec<u32>,
+    index: Index,
+}
+
+impl Sim {
+    fn new(capacity: u32, window_percent: u64) -> Self {
+        let window = u32::try_from(percent(u64::from(capacity), window_percent))
+            .unwrap_or(capacity)
+            .clamp(1, capacity.max(1));
+        let main = capacity.saturating_sub(window);
+        Self {
+            window,
+            main,
+            protected: u32::try_from(percent(u64::from(main), 80)).unwrap_or(main),
+            lists: [List::EMPTY; 3],
+            nodes: Vec::new(),
+            free: Vec::new(),
+            index: Index::default(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.lists = [List::EMPTY; 3];
+        self.nodes.clear();
+        self.free.clear();
+        self.index.clear();
+    }
+
+    fn unlink(&mut self, at: u32) {
+        let SimNode {
+            prev,
+            next,
+            segment,
+            ..
+        } = self.nodes[at as usize];
+        let list = &mut self.lists[segment as usize];
+        list.len -= 1;
+        if prev == NIL {
+            list.head = next;
+        } else {
+            self.nodes[prev as usize].next = next;
+        }
+        if next == NIL {
+            list.tail = prev;
+        } else {
+            self.nodes[next as usize].prev = prev;
+        }
+    }
+
+    fn push_back(&mut self, at: u32, segment: Segment) {
+        let list = &mut self.lists[segment as usize];
+        let tail = list.tail;
+        list.tail = at;
+        list.len += 1;
+        if tail == NIL {
+            list.head = at;
+        } else {
+            self.nodes[tail as usize].next = at;
+        }
+        let node = &mut self.nodes[at as usize];
+        (node.prev, node.next, node.segment) = (tail, NIL, segment);
+    }
+
+    fn remove(&mut self, at: u32) {
+        self.unlink(at);
+        self.index.remove(&self.nodes[at as usize].hash);
+        self.free.push(at);
+    }
+
+    fn len(&self, segment: Segment) -> u32 {
+        self.lists[segment as usize].len
+    }
+
+    /// A request for `hash` (`sketch` has counted it already): whether it hit.
+    fn request(&mut self, hash: u64, sketch: &Sketch) -> bool {
+        if let Some(&at) = self.index.get(&hash) {
+            let segment = self.nodes[at as usize].segment;
+            self.unlink(at);
+            if segment == Segment::Window {
+                self.push_back(at, Segment::Window);
+                return true;
+            }
+            self.push_back(at, Segment::Protected);
+            while self.len(Segment::Protected) > self.protected.max(1) {
+                let oldest = self.lists[Segment::Protected as usize].head;
+                self.unlink(oldest);
+                self.push_back(oldest, Segment::Probation);
+            }
+            return true;
+        }
+        let node = SimNode {
+            hash,
+            prev: NIL,
+            next: NIL,
+            segment: Segment::Window,
+        };
+        let at = if let Some(at) = self.free.pop() {
+            self.nodes[at as usize] = node;
+            at
+        } else {
+            self.nodes.push(node);
+            u32::try_from(self.nodes.len() - 1).unwrap_or(NIL)
+        };
+        self.index.insert(hash, at);
+        self.push_back(at, Segment::Window);
+        if self.len(Segment::Window) <= self.window {
+            return false;
+        }
+        let candidate = self.lists[Segment::Window as usize].head;
+        self.unlink(candidate);
+        if self.len(Segment::Probation) + self.len(Segment::Protected) < self.main {
+            self.push_back(candidate, Segment::Probation);
+            return false;
+        }
+        let victim = [Segment::Probation, Segment::Protected]
+            .map(|segment| self.lists[segment as usize].head)
+            .into_iter()
+            .find(|&at| at != NIL);
+        let Some(victim) = victim else {
+            // No main space: the window is the whole cache.
+            self.index.remove(&self.nodes[candidate as usize].hash);
+            self.free.push(candidate);
+            return false;
+        };
+        let rate = |at: u32| sketch.estimate(self.nodes[at as usize].hash);
+        if rate(candidate) > rate(victim) {
+            self.remove(victim);
+            self.push_back(candidate, Segment::Probation);
+        } else {
+            self.index.remove(&self.nodes[candidate as usize].hash);
+            self.free.push(candidate);
+        }
+        false
+    }
+}
+
+/// The simulations of one bounded cache (behind the upkeep lock, with the policy).
+#[derive(Debug)]
+pub(crate) struct MiniSims {
+    mask: u64,
+    sims: Vec<Sim>,
+    sketch: Sketch,
+    /// Sampled requests by which simulations hit them (bit `i`: simulation `i`), of past
+    /// epochs (an eighth forgotten per epoch) and this one.
+    outcomes: Box<[u64; 1 << WINDOWS.len()]>,
+    requests: u64,
+    /// Sampled requests before the simulations are full and their hits compared.
+    warm_up: u64,
+    /// The capacity of each simulation.
+    mini: u64,
+    /// Per ring of [`HitSamples`]: hits replayed so far.
+    replayed: Vec<u64>,
+    /// The band the window may move in, in percent of the capacity.
+    band: (u64, u64),
+    pick: usize,
+}
+
+impl MiniSims {
+    pub(crate) fn new(capacity: u64) -> Self {
+        let mask = sample_mask(capacity);
+        // At most MINI_CAPACITY, so a u32.
+        let mini = u32::try_from((capacity / (mask + 1)).max(1)).unwrap_or(u32::MAX);
+        let mut sketch = Sketch::new();
+        sketch.fit(u64::from(mini));
+        Self {
+            mask,
+            sims: WINDOWS.iter().map(|&w| Sim::new(mini, w)).collect(),
+            sketch,
+            outcomes: Box::new([0; 1 << WINDOWS.len()]),
+            requests: 0,
+            warm_up: 2 * u64::from(mini),
+            mini: u64::from(mini),
+            replayed: Vec::new(),
+            band: (0, 100),
+            pick: 0,
+        }
+    }
+
+    /// The band the window may move in, in percent of the capacity.
+    pub(crate) fn band(&self) -> (u64, u64) {
+        self.band
+    }
+
+    /// Replays the sampled hits recorded since the last call, [`REPLAY_BUDGET`] at most;
+    /// whether the band moved.
+    pub(crate) fn replay_hits(&mut self, samples: &HitSamples) -> bool {
+        self.replayed.resize(samples.rings.len(), 0);
+        let mut budget = REPLAY_BUDGET;
+        let mut moved = false;
+        for (ring, replayed) in samples.rings.iter().zip(0..) {
+            let written = ring.written.load(Relaxed);
+            let mut next = self.replayed[replayed];
+            if written.wrapping_sub(next) > RING as u64 {
+                // Hits were lost: the simulations would see a shortened workload (a loop
+                // would seem to fit, say). They start over from here.
+                self.restart();
+                next = written - RING as u64;
+            }
+            // NOTE: a slot written over in a race since is replayed as its new hash: noise.
+            while next < written && budget > 0 {
+                #[allow(clippy::cast_possible_truncation)] // reduced modulo the ring
+                let hash = ring.slots[next as usize % RING].load(Relaxed);
+                moved |= self.request(hash);
+                next += 1;
+                budget -= 1;
+            }
+            self.replayed[replayed] = next;
+        }
+        moved
+    }
+
+    /// Empties the simulations and forgets their outcomes, to fill them again.
+    fn restart(&mut self) {
+        for sim in &mut self.sims {
+            sim.clear();
+        }
+        self.outcomes.fill(0);
+        self.warm_up = self.requests + 2 * self.mini;
+    }
+
+    /// A miss on `hash` (stored by the policy); whether the band moved.
+    pub(crate) fn missed(&mut self, hash: u64) -> bool {
+        hash & self.mask == 0 && self.request(hash)
+    }
+
+    fn request(&mut self, hash: u64) -> bool {
+        self.sketch.increment(hash, 1);
+        let mut outcome = 0;
+        for (sim, bit) in self.sims.iter_mut().zip(0..) {
+            outcome |= usize::from(sim.request(hash, &self.sketch)) << bit;
+        }
+        self.outcomes[outcome] += 1;
+        self.requests += 1;
+        if self.requests % EPOCH != 0 {
+            return false;
+        }
+        if self.requests <= self.warm_up {
+            self.outcomes.fill(0); // the simulations were still filling
+            return false;
+        }
+        let pick = self.decide();
+        for count in self.outcomes.iter_mut() {
+            *count -= *count / 8;
+        }
+        if pick == self.pick || self.requests <= self.warm_up + 2 * EPOCH {
+            return false;
+        }
+        self.pick = pick;
+        self.band = band(pick);
+        true
+    }
+
+    /// The simulation to follow: the current one while no other hit significantly more
+    /// often, else the one that hit most.
+    fn decide(&self) -> usize {
+        // How many requests `a` hit and `b` missed. A difference of these two counts (one
+        // each way) is the difference of two simulations' hits on the same requests, and the
+        // requests both hit or both missed say nothing about it (McNemar's test).
+        let only = |a: usize, b: usize| -> u64 {
+            (self.outcomes.iter().enumerate())
+                .filter(|&(outcome, _)| outcome >> a & 1 == 1 && outcome >> b & 1 == 0)
+                .map(|(_, &count)| count)
+                .sum()
+        };
+        // Whether `a` hit significantly more often than `b`: by three standard deviations.
+        let beats = |a: usize, b: usize| {
+            let (wins, losses) = (only(a, b), only(b, a));
+            wins > losses && (wins - losses).pow(2) > 9 * (wins + losses)
+        };
+        let hits = |a: usize| -> u64 {
+            (self.outcomes.iter().enumerate())
+                .filter(|&(outcome, _)| outcome >> a & 1 == 1)
+                .map(|(_, &count)| count)
+                .sum()
+        };
+        let best = (0..WINDOWS.len())
+            .max_by_key(|&i| (hits(i), std::cmp::Reverse(i)))
+            .unwrap_or(0);
+        if beats(best, self.pick) {
+            best
+        } else {
+            self.pick
+        }
+    }
+}
+
+/// The band the window may move in while following simulation `pick`, in percent of the
+/// capacity: from halfway to the next smaller simulated window to halfway to the next
+/// larger one. The smallest window's band is the whole range: where a small window wins
+/// (frequency-heavy workloads, loops), the tuner's local view sizes it well, and its moves
+/// up and down cost nothing there.
+fn band(pick: usize) -> (u64, u64) {
+    if pick == 0 {
+        return (0, 100);
+    }
+    let window = WINDOWS[pick];
+    let low = WINDOWS[pick - 1].midpoint(window);
+    let high = WINDOWS
+        .get(pick + 1)
+        .map_or(100, |&larger| window.midpoint(larger));
+    (low, high)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_brings_a_large_capacity_down_to_1024_to_2048() {
+        for (capacity, mini) in [
+            (3, 0),
+            (1_000, 250),
+            (8_192, 2_048),
+            (8_196, 1_024),
+            (100_000, 1_562),
+            (1 << 40, 2_048),
+        ] {
+            assert_eq!(capacity / (sample_mask(capacity) + 1), mini, "{capacity}");
+        }
+    }
+
+    fn hash(key: u64) -> u64 {
+        // Low bits clear: sampled at every capacity of the tests.
+        key.wrapping_mul(0x9E37_79B9_7F4A_7C15) << 16
+    }
+
+    #[test]
+    fn the_band_follows_the_workload_both_ways() {
+        let mut sims = MiniSims::new(1_000);
+        assert_eq!(sims.band(), (0, 100), "no constraint to start with");
+        // Keys drawn evenly from 500 that slide on by one every ten requests (twice the
+        // simulations' 250 entries): recency is all that counts.
+        let mut random = 0x2545_F491_4F6C_DD1D_u64;
+        for i in 0..20_000_u64 {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            sims.missed(hash(i / 10 + random % 500));
+        }
+        assert_eq!(sims.band(), (94, 100), "the 99% window won");
+        // A hot set of 200 keys asked for half the time, among one-off keys: a small window
+        // keeps the hot ones, an LRU of 250 none (400 keys come between two requests of one).
+        for i in 0..40_000_u64 {
+            sims.missed(hash(if i % 2 == 0 { i % 400 } else { 1 << 40 | i }));
+        }
+        assert_eq!(
+            sims.band(),
+            (0, 100),
+            "the 1% window won: the tuner is free"
+        );
+    }
+
+    #[test]
+    fn sampled_hits_are_replayed_once_in_budget_and_a_lost_one_restarts() {
+        let samples = HitSamples::new(1_000, 1);
+        let mut sims = MiniSims::new(1_000);
+        samples.hit(hash(1) | 1); // not sampled
+        for key in 0..3 {
+            samples.hit(hash(key));
+        }
+        sims.replay_hits(&samples);
+        assert_eq!(sims.requests, 3, "the sampled ones");
+        sims.replay_hits(&samples);
+        assert_eq!(sims.requests, 3, "none twice");
+        for key in 0..100 {
+            samples.hit(hash(key));
+        }
+        sims.replay_hits(&samples);
+        assert_eq!(
+            sims.requests,
+            3 + u64::from(REPLAY_BUDGET),
+            "a budget per call"
+        );
+        sims.replay_hits(&samples);
+        assert_eq!(sims.requests, 103, "the rest at the next call");
+        assert_eq!(sims.warm_up, 500, "nothing lost so far");
+        for key in 0..=RING as u64 {
+            samples.hit(hash(key));
+        }
+        sims.replay_hits(&samples);
+        assert_eq!(
+            sims.warm_up,
+            103 + 500,
+            "lost a hit: filling again from here"
+        );
+        assert_eq!(sims.sims[0].index.len(), 64, "the latest hits replayed");
+    }
+}
