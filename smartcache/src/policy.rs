@@ -19,9 +19,14 @@
 //!   moment ago is a hit that a larger window (or a larger main space) would have had. Every
 //!   sixteen such finds it moves the window by 2% of the capacity towards the side that
 //!   would have gained more, growing it only if something in the window was read lately
-//!   (a loop just larger than the cache fools the window ghost otherwise). A recency-heavy
-//!   workload ends up with a large window (LRU-like), a frequency-heavy one with a small
-//!   window (LFU-like).
+//!   (a loop just larger than the cache fools the window ghost otherwise).
+//! - **Miniature simulations** (`minisim.rs`) bound where the tuner may go. A sample of the
+//!   keys is replayed through seven small exact W-TinyLFU caches with windows from 1% to 99%;
+//!   once one of them hits significantly more often than the one followed so far, the
+//!   window is kept within a band around its size. The tuner's view is local, and on
+//!   recency-heavy traces it settled at a small or half-sized window when the whole cache
+//!   was best. A recency-heavy workload ends up with a large window (LRU-like), a
+//!   frequency-heavy one with a small window (LFU-like).
 //!
 //! # How reads reach it without slowing hits
 //!
@@ -30,7 +35,9 @@
 //! cache line stays shared between cores. The policy collects those bits when an entry reaches
 //! the head of its queue: the hits it finds are counted into the sketch, and a read entry gets
 //! a second chance (window, protected) or a promotion (probation to protected). Misses are
-//! counted into the sketch when their value is stored.
+//! counted into the sketch when their value is stored. A hit on one of the keys the
+//! simulations sample also writes its hash to a per-stripe ring, which the next miss replays
+//! (`minisim.rs`).
 //!
 //! # Bounded work
 //!
@@ -46,14 +53,16 @@
 //!
 //! # Known weak spots
 //!
-//! - Hits are counted into the sketch lazily and at most two per visit of the entry to its
+//! - Hits are counted into the sketch lazily and at most fifteen per visit of the entry to its
 //!   queue head, so the sketch under-rates very hot entries; it only has to rank the candidate
 //!   against the victim, where coarse counts do.
 //! - The queues are CLOCK approximations of LRU: order among entries read between two visits
 //!   is lost, which costs a little on workloads where exact recency matters.
-//! - The tuner compares marginal gains a few percent away from the current window size,
-//!   so it finds a local best: on a recency-heavy trace whose best window is all of the
-//!   cache it settles around half of it, a point or so below an exact LRU (docs/benchmarks.md).
+//! - The simulations are a sample: on a short trace they decide late (a few thousand
+//!   sampled requests), and the band's bounds are halfway between simulated sizes, so a
+//!   best window between two of them is reached only as the tuner finds it. They cost the
+//!   misses of a small bounded cache some 1,500 instructions per sampled request (see
+//!   `minisim.rs`).
 //! - Growing the window evicts from the main space at once (a few entries per insertion),
 //!   and every turn of the tuner costs those entries: on loops a few times the capacity,
 //!   where the sketch's noise decides which keys stay, results spread by a few points
