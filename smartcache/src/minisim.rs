@@ -24,7 +24,7 @@
 //! Every [`EPOCH`] sampled requests the simulations are compared, on counts of which of them
 //! hit each request (an eighth forgotten per epoch, so that a shifting workload is
 //! followed). A request all of them hit, or all missed, says nothing; the others decide, as
-//! in the test of McNemar: the best one is followed once it hit more than the one followed by
+//! in a paired (sign) test: the best one is followed once it hit more than the one followed by
 //! three standard deviations. It names the *band* the tuner may move the real window in:
 //! from halfway to the next smaller simulated window to halfway to the next larger one. The
 //! 1% simulation leaves the tuner free: where a small window wins (frequency-heavy
