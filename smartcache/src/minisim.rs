@@ -371,7 +371,7 @@ impl MiniSims {
             sketch,
             outcomes: Box::new([0; 1 << WINDOWS.len()]),
             requests: 0,
-            warm_up: 2 * u64::from(mini),
+            warm_up: u64::from(mini),
             mini: u64::from(mini),
             replayed: Vec::new(),
             band: (0, 100),
@@ -420,7 +420,7 @@ impl MiniSims {
         }
         self.index.clear();
         self.outcomes.fill(0);
-        self.warm_up = self.requests + 2 * self.mini;
+        self.warm_up = self.requests + self.mini;
     }
 
     /// A miss on `hash` (stored by the policy); whether the band moved.
@@ -467,7 +467,7 @@ impl MiniSims {
         for count in self.outcomes.iter_mut() {
             *count -= *count / 8;
         }
-        if pick == self.pick || self.requests <= self.warm_up + 2 * EPOCH {
+        if pick == self.pick || self.requests <= self.warm_up + EPOCH {
             return false;
         }
         self.pick = pick;
@@ -598,7 +598,7 @@ mod tests {
         );
         sims.replay_hits(&samples);
         assert_eq!(sims.requests, 103, "the rest at the next call");
-        assert_eq!(sims.warm_up, 500, "nothing lost so far");
+        assert_eq!(sims.warm_up, 250, "nothing lost so far: one mini capacity");
         for key in 0..=samples.rings[0].slots.len() as u64 {
             samples.hit(hash(key));
         }
