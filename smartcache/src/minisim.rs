@@ -605,7 +605,7 @@ mod tests {
         sims.replay_hits(&samples);
         assert_eq!(
             sims.warm_up,
-            103 + 500,
+            103 + 250,
             "lost a hit: filling again from here"
         );
         assert_eq!(sims.index.len(), 64, "the latest hits replayed");
