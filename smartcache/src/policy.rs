@@ -58,11 +58,11 @@
 //!   against the victim, where coarse counts do.
 //! - The queues are CLOCK approximations of LRU: order among entries read between two visits
 //!   is lost, which costs a little on workloads where exact recency matters.
-//! - The simulations are a sample: on a short trace they decide late (a few thousand
-//!   sampled requests), and the band's bounds are halfway between simulated sizes, so a
-//!   best window between two of them is reached only as the tuner finds it. They cost the
-//!   misses of a small bounded cache some 1,500 instructions per sampled request (see
-//!   `minisim.rs`).
+//! - The simulations are a sample: on a short trace they decide late (after a mini capacity
+//!   and an epoch of sampled requests, up to 2,560), and the band's bounds are halfway
+//!   between simulated sizes, so a best window between two of them is reached only as the
+//!   tuner finds it. They cost the misses of a small bounded cache some 1,500 instructions
+//!   per sampled request (see `minisim.rs`).
 //! - Growing the window evicts from the main space at once (a few entries per insertion),
 //!   and every turn of the tuner costs those entries: on loops a few times the capacity,
 //!   where the sketch's noise decides which keys stay, results spread by a few points
