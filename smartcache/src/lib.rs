@@ -93,6 +93,7 @@ mod listener;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod policy;
+mod reclaim;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod reentry;
