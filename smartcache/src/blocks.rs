@@ -94,6 +94,11 @@ impl<T> BlockQueue<T> {
         self.len
     }
 
+    /// The bytes its blocks' buffers take (each has room for [`Block::ITEMS`] items).
+    pub(crate) fn footprint(&self) -> usize {
+        self.blocks.len() * Block::<T>::ITEMS * size_of::<T>()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -94,6 +94,7 @@ mod listener;
 pub mod metrics;
 mod minisim;
 mod policy;
+mod reclaim;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod reentry;

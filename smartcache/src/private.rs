@@ -434,6 +434,13 @@ pub fn optional<V>(answer: Result<V, CacheError<Absent>>) -> Option<V> {
     }
 }
 
+/// Waits until the memory that expiry, shard shrinks and `clear` handed to the reclaimer
+/// thread before this call has been freed. Not for the generated code: for the tests and
+/// measurements that count the bytes a process holds (`tests/borrowed_keys_and_memory.rs`).
+pub fn flush_reclaimer() {
+    crate::reclaim::flush();
+}
+
 /// The registry name of a method whose `impl` block the attribute did not see:
 /// `path::Type::method`, from `type_name::<Self>()`.
 #[must_use]

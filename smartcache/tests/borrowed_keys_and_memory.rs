@@ -128,23 +128,35 @@ fn key_ref_hits_allocate_nothing() {
     assert_eq!(pair.stats().hits, 501);
 }
 
-fn clear_gives_memory_back() {
+/// Bytes held now, once the reclaimer thread has freed what was handed to it (the tables of
+/// 64 KiB and more that `clear` swapped out and that shard shrinks emptied).
+fn settled_live_bytes() -> i128 {
+    smartcache::__private::flush_reclaimer();
+    live_bytes()
+}
+
+/// `entries` values, cleared: at 100,000 the old tables are freed by `clear` itself, at
+/// 400,000 (tables of 200 KiB) by the reclaimer thread.
+fn clear_gives_memory_back(entries: u64) {
     let cache: AsyncSmartCache<u64, u64> = AsyncSmartCache::new();
-    let baseline = live_bytes();
-    for key in 0..100_000 {
+    let baseline = settled_live_bytes();
+    for key in 0..entries {
         cache.prime(key, key);
     }
     let full = live_bytes() - baseline;
-    assert!(full > 1_000_000, "100,000 entries take {full} bytes?");
+    assert!(full > 1_000_000, "{entries} entries take {full} bytes?");
     cache.clear();
-    let left = live_bytes() - baseline;
+    let left = settled_live_bytes() - baseline;
     assert!(
         left < 64 * 1024,
         "{left} of {full} bytes still held after clear"
     );
 }
 
-fn expiry_gives_memory_back() {
+/// `entries` values expire while writes store 100 others; as above, at 400,000 the shrunk
+/// shards' old tables are freed by the reclaimer thread. The 100 live values survive the
+/// shrinks (their entries move into the new tables).
+fn expiry_gives_memory_back(entries: u64) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -154,20 +166,26 @@ fn expiry_gives_memory_back() {
         let cache: AsyncSmartCache<u64, u64> = AsyncSmartCache::builder()
             .time_to_live(Duration::from_secs(1))
             .build();
-        let baseline = live_bytes();
-        for key in 0..50_000 {
+        let baseline = settled_live_bytes();
+        for key in 0..entries {
             cache.prime(key, key);
         }
         let full = live_bytes() - baseline;
         tokio::time::advance(Duration::from_secs(2)).await;
-        // Writes for one key: each removes up to 64 expired entries and may shrink a shard.
-        for round in 0..2_000 {
-            cache.prime(1_000_000, round);
+        // Writes for 100 keys: each removes up to 64 expired entries and may shrink a shard.
+        let rounds = entries / 64 + 2_000;
+        for round in 0..rounds {
+            cache.prime(1_000_000 + round % 100, round);
         }
-        assert_eq!(cache.entry_count(), 1);
+        assert_eq!(cache.entry_count(), 100);
+        for key in 0..100 {
+            // The last round that wrote `key`.
+            let last = rounds - 1 - (rounds - 1 - key) % 100;
+            assert_eq!(cache.get(&(1_000_000 + key)), Some(last));
+        }
         // What stays is the shards' smallest tables (one shrinks only when its table is over
         // four times too large) and a queue block holding the few live items.
-        let left = live_bytes() - baseline;
+        let left = settled_live_bytes() - baseline;
         assert!(
             left * 16 < full,
             "{left} of {full} bytes still held after expiry"
@@ -193,6 +211,8 @@ fn borrowed_keys_and_memory() {
     }
     tuple_hits_allocate_nothing();
     key_ref_hits_allocate_nothing();
-    clear_gives_memory_back();
-    expiry_gives_memory_back();
+    clear_gives_memory_back(100_000);
+    clear_gives_memory_back(400_000);
+    expiry_gives_memory_back(50_000);
+    expiry_gives_memory_back(400_000);
 }
