@@ -302,7 +302,7 @@ mod tests {
         let output = super::smart_cached(args, item).to_string();
         let mut found: Vec<String> = output
             .split(|c: char| !c.is_alphanumeric() && c != '_')
-            .filter(|word| word.starts_with("get_or_compute"))
+            .filter(|word| word.starts_with("get_or_compute") || word.starts_with("routed_lookup"))
             .map(str::to_owned)
             .collect();
         found.dedup();
@@ -320,7 +320,7 @@ mod tests {
                     }
                 )
             ),
-            ["get_or_compute_shared_ref", "get_or_compute_ref"]
+            ["routed_lookup_ref"]
         );
         assert_eq!(
             lookups(
@@ -346,29 +346,20 @@ mod tests {
         );
         assert_eq!(
             lookups(quote!(key: u64 = *id + 1), custom),
-            ["get_or_compute_shared", "get_or_compute"]
+            ["routed_lookup"]
         );
         let seven = quote!(
             async fn f(a: u8, b: u8, c: u8, d: u8, e: u8, f: u8, g: u8) {}
         );
-        assert_eq!(
-            lookups(quote!(), seven),
-            ["get_or_compute_shared", "get_or_compute"]
-        );
+        assert_eq!(lookups(quote!(), seven), ["routed_lookup"]);
         let six = quote!(
             async fn f(a: u8, b: u8, c: u8, d: u8, e: u8, f: u8, g: u8) {}
         );
-        assert_eq!(
-            lookups(quote!(skip(g)), six),
-            ["get_or_compute_shared_ref", "get_or_compute_ref"]
-        );
+        assert_eq!(lookups(quote!(skip(g)), six), ["routed_lookup_ref"]);
         let none = quote!(
             async fn f(a: u8) {}
         );
-        assert_eq!(
-            lookups(quote!(skip(a)), none),
-            ["get_or_compute_shared", "get_or_compute"]
-        );
+        assert_eq!(lookups(quote!(skip(a)), none), ["routed_lookup"]);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -471,6 +472,112 @@ where
         hit.value
     }
 
+    /// For `#[smart_cached]`: the hit of [`get_or_compute_shared`](Self::get_or_compute_shared)
+    /// with `shared_compute(args)` if `shared`, else of [`get_or_compute`](Self::get_or_compute)
+    /// with `local_compute(args)`; on a miss, what that call's miss needs, for the caller to
+    /// [`run`](RoutedMiss::run) and await. Not a public API: it may change in any release.
+    ///
+    /// A plain fn, which the generated fn calls in its first poll: a hit runs no future of
+    /// the cache's, and the generated fn's future has one await point, the miss. (Through an
+    /// `async fn` per call form, the generated future kept the key, the arguments and the
+    /// drop flags of both calls in its state, written on every hit, and had drop glue too
+    /// large to inline: `docs/benchmarks.md`, "Hit path through the attribute".)
+    ///
+    /// # Errors
+    ///
+    /// The miss, when there is no fresh value.
+    #[doc(hidden)]
+    #[inline]
+    pub fn routed_lookup<A, S, SFut, L, LFut>(
+        &self,
+        key: K,
+        shared: bool,
+        args: A,
+        shared_compute: S,
+        local_compute: L,
+    ) -> Result<V, RoutedMiss<'_, K, V, E, A, S, L>>
+    where
+        S: FnOnce(A) -> SFut,
+        SFut: Future<Output = Result<V, E>> + Send + 'static,
+        L: FnOnce(A) -> LFut,
+        LFut: Future<Output = Result<V, E>>,
+    {
+        let routed = Routed {
+            shared,
+            args,
+            shared_compute,
+            local_compute,
+        };
+        let hit = if shared {
+            self.inner.store.fresh_hit(&key)
+        } else {
+            self.inner.store.fresh_value(&key).map(Hit::plain)
+        };
+        let Some(hit) = hit else {
+            return Err(RoutedMiss {
+                cache: self,
+                key,
+                routed,
+            });
+        };
+        let Routed {
+            args,
+            shared_compute,
+            ..
+        } = routed;
+        Ok(self.shared_hit(hit, || key, move || shared_compute(args)))
+    }
+
+    /// [`routed_lookup`](Self::routed_lookup) by a borrowed form of the key, as
+    /// [`get_or_compute_ref`](Self::get_or_compute_ref) does; the owned key is built on a
+    /// miss. Not a public API.
+    ///
+    /// # Errors
+    ///
+    /// The miss, when there is no fresh value.
+    #[doc(hidden)]
+    #[inline]
+    pub fn routed_lookup_ref<Q, A, S, SFut, L, LFut>(
+        &self,
+        key: &Q,
+        shared: bool,
+        args: A,
+        shared_compute: S,
+        local_compute: L,
+    ) -> Result<V, RoutedMiss<'_, K, V, E, A, S, L>>
+    where
+        Q: BorrowedKey<K> + ?Sized,
+        S: FnOnce(A) -> SFut,
+        SFut: Future<Output = Result<V, E>> + Send + 'static,
+        L: FnOnce(A) -> LFut,
+        LFut: Future<Output = Result<V, E>>,
+    {
+        let routed = Routed {
+            shared,
+            args,
+            shared_compute,
+            local_compute,
+        };
+        let hit = if shared {
+            self.inner.store.fresh_hit_equivalent(key)
+        } else {
+            self.inner.store.fresh_value_equivalent(key).map(Hit::plain)
+        };
+        let Some(hit) = hit else {
+            return Err(RoutedMiss {
+                cache: self,
+                key: key.to_key(),
+                routed,
+            });
+        };
+        let Routed {
+            args,
+            shared_compute,
+            ..
+        } = routed;
+        Ok(self.shared_hit(hit, || key.to_key(), move || shared_compute(args)))
+    }
+
     /// Like [`get_or_compute`](Self::get_or_compute) for a synchronous computation (a
     /// function or closure returning a `Result`), run by the calling task.
     ///
@@ -837,5 +944,67 @@ impl<K, V, E> fmt::Debug for AsyncSmartCache<K, V, E> {
             .field("name", &self.inner.name)
             .field("stats", &self.inner.store.stats.snapshot())
             .finish_non_exhaustive()
+    }
+}
+
+/// What the routed forms take besides the key: the call form, the body's arguments, and how
+/// to call it either way.
+struct Routed<A, S, L> {
+    shared: bool,
+    args: A,
+    shared_compute: S,
+    local_compute: L,
+}
+
+/// A miss of [`AsyncSmartCache::routed_lookup`]: the cache, the owned key and the call's
+/// parts. Not a public API.
+///
+/// No borrowed key in it: the generated fn drops its borrowed key before it awaits the miss,
+/// so that the key is no field of its future.
+#[doc(hidden)]
+pub struct RoutedMiss<'a, K, V, E, A, S, L> {
+    cache: &'a AsyncSmartCache<K, V, E>,
+    key: K,
+    routed: Routed<A, S, L>,
+}
+
+impl<K, V, E, A, S, L> RoutedMiss<'_, K, V, E, A, S, L>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    /// The miss of the shared form or of the local one, boxed (the generated fn's future
+    /// stays small).
+    pub fn run<SFut, LFut>(self) -> Pin<Box<impl Future<Output = Result<V, CacheError<E>>>>>
+    where
+        S: FnOnce(A) -> SFut,
+        SFut: Future<Output = Result<V, E>> + Send + 'static,
+        L: FnOnce(A) -> LFut,
+        LFut: Future<Output = Result<V, E>>,
+    {
+        let Self { cache, key, routed } = self;
+        let Routed {
+            shared,
+            args,
+            shared_compute,
+            local_compute,
+        } = routed;
+        Box::pin(async move {
+            let answer = if shared {
+                let compute = move || shared_compute(args);
+                cache.shared_miss(key, compute, Mode::Lookup).await
+            } else {
+                let compute = move || local_compute(args);
+                cache.local_miss(key, compute, Mode::Lookup).await
+            };
+            answer.map(Served::into_value)
+        })
+    }
+}
+
+impl<K, V, E, A, S, L> fmt::Debug for RoutedMiss<'_, K, V, E, A, S, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoutedMiss").finish_non_exhaustive()
     }
 }

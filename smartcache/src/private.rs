@@ -8,7 +8,7 @@ use std::any::{Any, TypeId};
 use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::{Future, Pending, pending};
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::panic::resume_unwind;
 use std::pin::Pin;
@@ -22,13 +22,15 @@ pub use std::sync::OnceLock;
 pub use std::time::Duration;
 pub use std::vec::Vec;
 
+pub use crate::cache::RoutedMiss;
 pub use crate::fitness::{
     CacheFits, CacheProbe, CacheUnfit, ErrorCloned, ErrorProbe, ErrorUnfit, Fits, HandsBack,
     KeyFits, KeyProbe, KeyUnfit, SharedError, Unfit, Unusable, check_custom_key, check_hand_back,
     check_key_arg, check_key_arg_unnamed, check_key_receiver,
 };
+use crate::key::same_bytes;
 pub use crate::{AsyncSmartCache, CacheError};
-use crate::{AsyncSmartCacheBuilder, RetryAfter};
+use crate::{AsyncSmartCacheBuilder, BorrowedKey, RetryAfter};
 
 /// A type that can be (part of) a cache key. Implemented for every type that qualifies.
 ///
@@ -296,6 +298,31 @@ impl<T: CacheKey> KeyBorrowed<T> for KeyProbe<T> {
     }
 }
 
+/// A `&str` argument in a borrowed key: it stands for the key's `String`, as the `str`
+/// itself would, and compares without a call to `memcmp` for the lengths of most keys (see
+/// `key::same_bytes`).
+#[derive(Debug, Clone, Copy)]
+pub struct StrArg<'a>(pub &'a str);
+
+impl Hash for StrArg<'_> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // INVARIANT: exactly as the `String` it stands for hashes: as its `str`.
+        self.0.hash(state);
+    }
+}
+
+impl BorrowedKey<String> for StrArg<'_> {
+    #[inline]
+    fn equivalent(&self, key: &String) -> bool {
+        same_bytes(self.0.as_bytes(), key.as_bytes())
+    }
+
+    fn to_key(&self) -> String {
+        self.0.to_owned()
+    }
+}
+
 /// `T` cannot be part of a key (the fallback of [`KeyBorrowed`]).
 pub trait KeyNotBorrowed<T> {
     /// Nothing.
@@ -352,6 +379,45 @@ impl<K, V, E> Unusable<(K, V, E)> {
     ) -> Pending<Result<V, CacheError<E>>> {
         pending()
     }
+    /// Never called. The closures are bound to take `A`, so that their arguments' types
+    /// are known, and their bodies checked, as with a cache that fits.
+    ///
+    /// # Errors
+    ///
+    /// Always (a stand-in miss).
+    pub fn routed_lookup<A, S, SFut, L, LFut>(
+        &self,
+        _: K,
+        _: bool,
+        _: A,
+        _: S,
+        _: L,
+    ) -> Result<V, NoMiss<V, E>>
+    where
+        S: FnOnce(A) -> SFut,
+        L: FnOnce(A) -> LFut,
+    {
+        Err(NoMiss(PhantomData))
+    }
+    /// Never called; see `routed_lookup`.
+    ///
+    /// # Errors
+    ///
+    /// Always (a stand-in miss).
+    pub fn routed_lookup_ref<Q: ?Sized, A, S, SFut, L, LFut>(
+        &self,
+        _: &Q,
+        _: bool,
+        _: A,
+        _: S,
+        _: L,
+    ) -> Result<V, NoMiss<V, E>>
+    where
+        S: FnOnce(A) -> SFut,
+        L: FnOnce(A) -> LFut,
+    {
+        Err(NoMiss(PhantomData))
+    }
     /// Never called.
     ///
     /// # Errors
@@ -363,6 +429,22 @@ impl<K, V, E> Unusable<(K, V, E)> {
         _: F,
     ) -> Result<V, CacheError<E>> {
         unreachable!("a cache that cannot be built fails to compile")
+    }
+}
+
+/// The miss of the stand-in cache's routed lookups.
+pub struct NoMiss<V, E>(PhantomData<fn() -> (V, E)>);
+
+impl<V, E> NoMiss<V, E> {
+    /// Never called.
+    pub fn run(self) -> Pending<Result<V, CacheError<E>>> {
+        pending()
+    }
+}
+
+impl<V, E> std::fmt::Debug for NoMiss<V, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NoMiss")
     }
 }
 
@@ -553,6 +635,17 @@ pub enum Route<O> {
     Local,
 }
 
+impl<O> Route<O> {
+    /// Whether the body goes into the flight: the generated code's choice of call form,
+    /// taken by value so that the route (and the future it may hold) is dropped before the
+    /// call is awaited.
+    #[inline]
+    #[must_use]
+    pub fn is_shared(self) -> bool {
+        matches!(self, Self::Shared(_))
+    }
+}
+
 impl<O> std::fmt::Debug for Route<O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -574,6 +667,7 @@ pub struct Probe<A, F> {
 
 impl<A, F> Probe<A, F> {
     /// The body `body`, to be called with `args` if they are given.
+    #[inline]
     pub fn new<Fut>(args: Option<A>, body: F) -> Self
     where
         F: FnOnce(A) -> Fut,
@@ -610,6 +704,7 @@ where
 {
     type Output = Fut::Output;
 
+    #[inline]
     fn route(&self) -> Route<Fut::Output> {
         let future = self.parts.take().map(|(args, body)| {
             let future: SharedFuture<Fut::Output> = Box::pin(body(args));
@@ -638,6 +733,7 @@ where
 {
     type Output = Fut::Output;
 
+    #[inline]
     fn route(&self) -> Route<Fut::Output> {
         Route::Local
     }

@@ -192,6 +192,17 @@ pub(crate) struct Hit<V> {
     pub(crate) refresh_due: bool,
 }
 
+impl<V> Hit<V> {
+    /// A hit of a form that cannot start a refresh-ahead.
+    #[inline]
+    pub(crate) fn plain(value: V) -> Self {
+        Self {
+            value,
+            refresh_due: false,
+        }
+    }
+}
+
 impl<K, V, E> Store<K, V, E>
 where
     K: Hash + Eq + Clone + Send + 'static,

@@ -196,3 +196,39 @@ async fn an_impl_block_with_lifetimes_is_fine() {
     assert_eq!(service.count("a").await, 2);
     assert_eq!(Borrowing::count_cache().stats().hits, 1);
 }
+
+#[tokio::test]
+async fn str_arguments_of_every_length_find_their_own_entry() {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    /// A `&str` part of the key is compared without `memcmp` for most lengths (`StrArg`):
+    /// keys one byte apart, at every length and position, must still be told apart.
+    #[smart_cached]
+    async fn echo(tag: u8, name: &str) -> String {
+        RUNS.fetch_add(1, SeqCst);
+        format!("{tag}:{name}")
+    }
+
+    let base: String = ('a'..='z').collect();
+    let mut names = Vec::new();
+    for len in 0..=base.len() {
+        let name = &base[..len];
+        names.push(name.to_owned());
+        for at in 0..len {
+            let mut other = name.as_bytes().to_vec();
+            other[at] = b'_';
+            names.push(String::from_utf8(other).unwrap());
+        }
+    }
+    for name in &names {
+        assert_eq!(echo(1, name).await, format!("1:{name}"));
+    }
+    let computed = RUNS.load(SeqCst);
+    assert_eq!(computed, names.len(), "every name its own entry");
+    for name in &names {
+        assert_eq!(echo(1, name).await, format!("1:{name}"), "a hit");
+    }
+    assert_eq!(echo(2, "abc").await, "2:abc", "the other part still counts");
+    assert_eq!(RUNS.load(SeqCst), computed + 1);
+    assert_eq!(echo_cache().stats().hits, names.len() as u64);
+}

@@ -310,3 +310,30 @@ async fn a_method_s_companions_take_the_names_given() {
     assert_eq!(Renamed::totals().stats().hits, 1);
     assert_eq!(Renamed.total_now(5).await, 6);
 }
+
+/// A client passed by value and left out of the key: the generated fn hands it to the body
+/// under a name of its own (no closure can take `self`).
+struct Client {
+    calls: AtomicUsize,
+}
+
+impl Client {
+    #[smart_cached(skip(self))]
+    async fn double(self: Arc<Self>, id: u64) -> u64 {
+        self.calls.fetch_add(1, SeqCst);
+        tokio::task::yield_now().await;
+        id * 2
+    }
+}
+
+#[tokio::test]
+async fn a_skipped_receiver_by_value_reaches_the_body() {
+    let client = Arc::new(Client {
+        calls: AtomicUsize::new(0),
+    });
+    assert_eq!(Arc::clone(&client).double(21).await, 42);
+    assert_eq!(Arc::clone(&client).double(21).await, 42, "a hit");
+    assert_eq!(Arc::clone(&client).double(4).await, 8);
+    assert_eq!(client.calls.load(SeqCst), 2);
+    assert_eq!(Client::double_cache().get(&(21,)), Some(42));
+}

@@ -75,6 +75,7 @@ impl Generator<'_> {
 
             #[doc(hidden)]
             #(#cfg)*
+            #[inline]
             fn #static_fn() -> &'static #cache_type {
                 #static_item
                 __SMARTCACHE.get_or_init(|| {

@@ -197,9 +197,18 @@ pub(super) struct BorrowedKey {
     /// `BorrowedKey` of the key's field (`&u64` for `u64`, `&str` for `String`).
     pub(super) key: TokenStream,
     /// What the body gets for the receiver, if the key borrows it by value.
-    pub(super) receiver: Option<TokenStream>,
+    pub(super) receiver: Option<BorrowedPart>,
     /// The same for each argument (aligned with `CachedFn::args`).
-    pub(super) args: Vec<Option<TokenStream>>,
+    pub(super) args: Vec<Option<BorrowedPart>>,
+}
+
+/// A by-value part of a [`BorrowedKey`].
+#[derive(Clone)]
+pub(super) struct BorrowedPart {
+    /// `__smartcache_k0`: the local holding the reference.
+    pub(super) local: Ident,
+    /// `(&KeyProbe::<u64>::new()).key_copy(__smartcache_k0)`: the body's copy.
+    pub(super) copy: TokenStream,
 }
 
 // Input:
@@ -207,15 +216,18 @@ pub(super) struct BorrowedKey {
 //     async fn fetch(id: u64, name: &str, pool: Pool) -> .. { .. }
 // Output:
 //     lets: let __smartcache_k0 = (&KeyProbe::<u64>::new()).key_ref(&id);
-//           (a mixed-site name: no name of the user's can meet it)
-//     key:  ::smartcache::KeyRef((__smartcache_k0, name,))
-//     args: [Some((&KeyProbe::<u64>::new()).key_copy(__smartcache_k0)), None, None]
+//           let __smartcache_k1 = ::smartcache::__private::StrArg(name);
+//           (mixed-site names: no name of the user's can meet them)
+//     key:  ::smartcache::KeyRef((__smartcache_k0, &__smartcache_k1,))
+//     args: [Some(__smartcache_k0 and (&KeyProbe::<u64>::new()).key_copy(__smartcache_k0)),
+//            None, None]
 /// The borrowed form of the default key (the argument tuple), or `None` where it does not
 /// apply: a custom key (`key: T = expr`, built by its expression), no key part (`()` costs
 /// nothing), more than [`KEY_REF_FIELDS`] parts.
 ///
-/// A part passed by reference is its own borrowed form (`name: &str` for a `String`, `&self`
-/// for `Self`), and the body gets it as before. A part passed by value is borrowed (`&id`),
+/// A part passed by reference is its own borrowed form (`&self` for `Self`, `&[T]` for a
+/// `Vec<T>`), or for a `&str`, a `StrArg` of it (the same hash as the `String`, a cheaper
+/// comparison), and the body gets it as before. A part passed by value is borrowed (`&id`),
 /// so it cannot move into the body while the key holds it: the body gets a copy, made when
 /// it is called, on a miss only (`KeyBorrowed` in `smartcache::__private`).
 ///
@@ -229,23 +241,24 @@ pub(super) fn borrowed_key(function: &CachedFn) -> Option<BorrowedKey> {
     }
     let mut lets = TokenStream::new();
     let mut fields = Vec::new();
-    let mut borrow = |value: TokenStream, ty: &Type, fields: &mut Vec<TokenStream>| {
-        let local = Ident::new(
-            &format!("__smartcache_k{}", fields.len()),
-            Span::mixed_site(),
-        );
-        let span = ty.span();
-        let probe = quote_spanned!(span=> (&::smartcache::__private::KeyProbe::<#ty>::new()));
-        lets.extend(quote!(let #local = #probe.key_ref(&#value);));
-        fields.push(local.to_token_stream());
-        quote!(#probe.key_copy(#local))
-    };
+    let borrow =
+        |value: TokenStream, ty: &Type, fields: &mut Vec<TokenStream>, lets: &mut TokenStream| {
+            let local = part_local(fields.len());
+            let span = ty.span();
+            let probe = quote_spanned!(span=> (&::smartcache::__private::KeyProbe::<#ty>::new()));
+            lets.extend(quote!(let #local = #probe.key_ref(&#value);));
+            fields.push(local.to_token_stream());
+            let copy = quote!(#probe.key_copy(#local));
+            BorrowedPart { local, copy }
+        };
     let mut receiver_body = None;
     if let Some(receiver) = function.receiver.as_ref().filter(|r| !r.skipped) {
         let token = receiver.token.to_token_stream();
         match receiver.pass {
             Pass::Ref => fields.push(token),
-            Pass::Value => receiver_body = Some(borrow(token, &receiver.ty, &mut fields)),
+            Pass::Value => {
+                receiver_body = Some(borrow(token, &receiver.ty, &mut fields, &mut lets));
+            }
             // Rejected by `valid`.
             Pass::MutRef => return None,
         }
@@ -257,11 +270,18 @@ pub(super) fn borrowed_key(function: &CachedFn) -> Option<BorrowedKey> {
         } else {
             let binding = arg.binding.to_token_stream();
             match arg.pass {
+                // A `&str` goes in as `StrArg`, which compares without a call to `memcmp`.
+                Pass::Ref if matches!(unsized_kind(&arg.elem), Some(Unsized::Named("String"))) => {
+                    let local = part_local(fields.len());
+                    lets.extend(quote!(let #local = ::smartcache::__private::StrArg(#binding);));
+                    fields.push(quote!(&#local));
+                    None
+                }
                 Pass::Ref => {
                     fields.push(binding);
                     None
                 }
-                Pass::Value => Some(borrow(binding, &arg.ty, &mut fields)),
+                Pass::Value => Some(borrow(binding, &arg.ty, &mut fields, &mut lets)),
                 // Rejected by `valid`.
                 Pass::MutRef => return None,
             }
@@ -277,6 +297,12 @@ pub(super) fn borrowed_key(function: &CachedFn) -> Option<BorrowedKey> {
         receiver: receiver_body,
         args,
     })
+}
+
+/// The local holding the key's part `index`: a mixed-site name, which no name of the user's
+/// can meet.
+fn part_local(index: usize) -> Ident {
+    Ident::new(&format!("__smartcache_k{index}"), Span::mixed_site())
 }
 
 // Output (for `pool: Pool`, spanned on `Pool`):

@@ -1,7 +1,7 @@
 //! The cached function: the original signature, whose body asks the cache (see
 //! [`Generator::wrapper`]).
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Attribute, FnArg, Meta, Pat, PatIdent, PatType, Signature};
@@ -27,26 +27,34 @@ impl Generator<'_> {
     //         check_value::<User>(); ..
     //         let __smartcache_cache = (&CacheProbe::<AsyncSmartCache<..>>::new())
     //             .cache(__smartcache_fetch_cache());
-    //         let __smartcache_k0 = (&KeyProbe::<u64>::new()).key_ref(&id);
-    //         let __smartcache_key = KeyRef((__smartcache_k0, name));
-    //         let __smartcache_answer = match __smartcache_route(None) {
-    //             Route::Shared(_) => cache.get_or_compute_shared_ref(&key, move || {
-    //                 shared_future(__smartcache_route(Some((
+    //         let __smartcache_miss = {
+    //             let __smartcache_k0 = (&KeyProbe::<u64>::new()).key_ref(&id);
+    //             let __smartcache_k1 = StrArg(name);
+    //             let __smartcache_key = KeyRef((__smartcache_k0, &__smartcache_k1));
+    //             match cache.routed_lookup_ref(
+    //                 &key,
+    //                 Route::is_shared(__smartcache_route(None)),
+    //                 (__smartcache_k0, name),
+    //                 |(__smartcache_k0, name)| shared_future(__smartcache_route(Some((
     //                     (&KeyProbe::<u64>::new()).key_copy(__smartcache_k0),
     //                     to_owned(name),
-    //                 ))))
-    //             }).await,
-    //             Route::Local => cache.get_or_compute_ref(&key, move || {
-    //                 fetch_uncached((&KeyProbe::<u64>::new()).key_copy(__smartcache_k0), name)
-    //             }).await,
+    //                 )))),
+    //                 |(__smartcache_k0, name)| {
+    //                     fetch_uncached((&KeyProbe::<u64>::new()).key_copy(__smartcache_k0), name)
+    //                 },
+    //             ) {
+    //                 Ok(value) => return full(Ok(value)), // a hit: no future of the cache's
+    //                 Err(miss) => miss,
+    //             }
     //         };
-    //         full(__smartcache_answer)
+    //         full(__smartcache_miss.run().await)
     //     }
     // The key is borrowed (see `key::borrowed_key`): a hit builds nothing, the owned key
     // `(u64, String)` is built on a miss. Where it does not apply (a custom key, more than 6
     // parts, none), the key is owned and built first, and the calls are the owned forms
-    // (`get_or_compute(key, move || fetch_uncached(id, name))`).
-    // A body that borrows (`&self`, a skipped reference) only has the `Route::Local` call; a
+    // (`routed_lookup(key, ..)`).
+    // A body that borrows (`&self`, a skipped reference) only has the local call
+    // (`get_or_compute_ref(&key, move || fetch_uncached(..))`); a
     // sync fn calls `get_or_compute_blocking(_ref)`. A method's route fns are associated (see
     // `route_fns`).
     pub(super) fn wrapper(&self) -> TokenStream {
@@ -76,17 +84,6 @@ impl Generator<'_> {
             quote!(let __smartcache_key = #key;)
         };
         let borrowed = borrowed.as_ref();
-        let (nested, call) = if function.sig.asyncness.is_none() {
-            (TokenStream::new(), self.blocking_call(borrowed))
-        } else if self.uses_route() {
-            let nested = match function.place {
-                Place::Free => self.route_fns(),
-                Place::Method { .. } => TokenStream::new(),
-            };
-            (nested, self.routed_call(borrowed))
-        } else {
-            (TokenStream::new(), self.local_call(borrowed))
-        };
         let error = &self.types.error;
         let answer = match function.output {
             Output::Full { .. } => quote!(::smartcache::__private::full),
@@ -95,6 +92,19 @@ impl Generator<'_> {
             },
             Output::Infallible { .. } => quote!(::smartcache::__private::infallible),
             Output::Optional { .. } => quote!(::smartcache::__private::optional),
+        };
+        let (nested, tail) = if function.sig.asyncness.is_none() {
+            let call = self.blocking_call(borrowed);
+            (TokenStream::new(), answered(&key, &call, &answer))
+        } else if self.uses_route() {
+            let nested = match function.place {
+                Place::Free => self.route_fns(),
+                Place::Method { .. } => TokenStream::new(),
+            };
+            (nested, self.routed_call(borrowed, &key, &answer))
+        } else {
+            let call = self.local_call(borrowed);
+            (TokenStream::new(), answered(&key, &call, &answer))
         };
         let cache_type = self.cache_type();
         quote! {
@@ -109,9 +119,7 @@ impl Generator<'_> {
                 #(#checks;)*
                 let __smartcache_cache = (&::smartcache::__private::CacheProbe::<#cache_type>::new())
                     .cache(#cache_call());
-                #key
-                let __smartcache_answer = #call;
-                #answer(__smartcache_answer)
+                #tail
             }
         }
     }
@@ -141,12 +149,7 @@ impl Generator<'_> {
 
     /// `cache.get_or_compute(key, move || <body>).await`: the caller polls the body.
     fn local_call(&self, borrowed: Option<&BorrowedKey>) -> TokenStream {
-        let body = self.uncached_call(borrowed);
-        let body = match self.function.output {
-            Output::Infallible { .. } => quote!(::smartcache::__private::never_fails(#body)),
-            Output::Optional { .. } => quote!(::smartcache::__private::present_later(#body)),
-            _ => body,
-        };
+        let body = self.local_body(borrowed, &quote!(self));
         let (method, key) = lookup("get_or_compute", borrowed);
         quote! {
             __smartcache_cache
@@ -155,10 +158,21 @@ impl Generator<'_> {
         }
     }
 
+    /// The body's future for a local call, as a computation (`Result<V, E>`), with
+    /// `receiver` for `self`.
+    fn local_body(&self, borrowed: Option<&BorrowedKey>, receiver: &TokenStream) -> TokenStream {
+        let body = self.uncached_call(borrowed, receiver);
+        match self.function.output {
+            Output::Infallible { .. } => quote!(::smartcache::__private::never_fails(#body)),
+            Output::Optional { .. } => quote!(::smartcache::__private::present_later(#body)),
+            _ => body,
+        }
+    }
+
     /// `cache.get_or_compute_blocking(key, move || <body>)`: a sync fn, single-flight
     /// across threads.
     fn blocking_call(&self, borrowed: Option<&BorrowedKey>) -> TokenStream {
-        let body = self.uncached_call(borrowed);
+        let body = self.uncached_call(borrowed, &quote!(self));
         let body = match self.function.output {
             Output::Infallible { .. } => quote! {
                 ::core::result::Result::<_, ::core::convert::Infallible>::Ok(#body)
@@ -173,58 +187,118 @@ impl Generator<'_> {
     }
 
     /// `fetch_uncached(self, id, name)`: the body, with the cached fn's arguments (a copy of
-    /// those that the borrowed key holds by reference).
-    fn uncached_call(&self, borrowed: Option<&BorrowedKey>) -> TokenStream {
+    /// those that the borrowed key holds by reference), and `receiver` for `self`.
+    fn uncached_call(&self, borrowed: Option<&BorrowedKey>, receiver: &TokenStream) -> TokenStream {
         let uncached = self.path_to(&self.uncached_fn);
-        let args = self.body_args(borrowed, |arg| arg.binding.to_token_stream());
+        let args = self.body_args(borrowed, receiver, |arg| arg.binding.to_token_stream());
         quote!(#uncached(#(#args),*))
     }
 
     /// What the body gets for the receiver and each argument: a copy of a by-value part of a
-    /// borrowed key, else `self`, else `other(arg)`.
+    /// borrowed key, else `receiver` (for `self`), else `other(arg)`.
     fn body_args(
         &self,
         borrowed: Option<&BorrowedKey>,
+        receiver: &TokenStream,
         other: impl Fn(&Arg) -> TokenStream,
     ) -> Vec<TokenStream> {
         let function = self.function;
-        let copy_of_receiver = borrowed.and_then(|key| key.receiver.clone());
-        let receiver = function
-            .receiver
-            .as_ref()
-            .map(|_| copy_of_receiver.unwrap_or_else(|| quote!(self)));
+        let copy_of_receiver = borrowed.and_then(|key| key.receiver.as_ref());
+        let receiver = function.receiver.as_ref().map(|_| match copy_of_receiver {
+            Some(part) => part.copy.clone(),
+            None => receiver.clone(),
+        });
         let copies = borrowed.map(|key| &key.args[..]).unwrap_or_default();
         let args = function.args.iter().enumerate().map(|(i, arg)| {
-            match copies.get(i).cloned().flatten() {
-                Some(copy) => copy,
+            match copies.get(i).and_then(Option::as_ref) {
+                Some(part) => part.copy.clone(),
                 None => other(arg),
             }
         });
         receiver.into_iter().chain(args).collect()
     }
 
-    /// The shared call when the body's future is `Send`, else the local one.
-    fn routed_call(&self, borrowed: Option<&BorrowedKey>) -> TokenStream {
-        let local_call = self.local_call(borrowed);
-        let args = self.body_args(borrowed, |arg| match arg.pass {
+    // Output (`fetch(id: u64, name: &str)`, with the borrowed key of `wrapper`):
+    //     let __smartcache_lookup = cache.routed_lookup_ref(
+    //         &__smartcache_key,
+    //         Route::is_shared(__smartcache_route(None)),
+    //         (__smartcache_k0, name),
+    //         |(__smartcache_k0, name)| shared_future(__smartcache_route(Some((
+    //             (&KeyProbe::<u64>::new()).key_copy(__smartcache_k0),
+    //             to_owned(name),
+    //         )))),
+    //         |(__smartcache_k0, name)| {
+    //             fetch_uncached((&KeyProbe::<u64>::new()).key_copy(__smartcache_k0), name)
+    //         },
+    //     );
+    //     match __smartcache_lookup { Ok(value) => return <answer>(Ok(value)), Err(miss) => miss }
+    // (in a block, `__smartcache_miss`, after the key's lets), then
+    //     <answer>(__smartcache_miss.run().await)
+    /// The shared call when the body's future is `Send`, else the local one: one call, which
+    /// takes what the body needs (`args`) and how to call it either way, the tuple's names
+    /// shadowing the cached fn's (`self`, which no closure can take, as `__smartcache_self`).
+    fn routed_call(
+        &self,
+        borrowed: Option<&BorrowedKey>,
+        key_lets: &TokenStream,
+        answer: &TokenStream,
+    ) -> TokenStream {
+        let function = self.function;
+        let receiver = Ident::new("__smartcache_self", Span::mixed_site()).to_token_stream();
+        let mut values = Vec::new();
+        let mut names = Vec::new();
+        if function.receiver.is_some() {
+            if let Some(part) = borrowed.and_then(|key| key.receiver.as_ref()) {
+                values.push(part.local.to_token_stream());
+                names.push(part.local.to_token_stream());
+            } else {
+                values.push(quote!(self));
+                names.push(receiver.clone());
+            }
+        }
+        let copies = borrowed.map(|key| &key.args[..]).unwrap_or_default();
+        for (i, arg) in function.args.iter().enumerate() {
+            let name = match copies.get(i).and_then(Option::as_ref) {
+                Some(part) => part.local.to_token_stream(),
+                None => arg.binding.to_token_stream(),
+            };
+            values.push(name.clone());
+            names.push(name);
+        }
+        let local_body = self.local_body(borrowed, &receiver);
+        let shared_args = self.body_args(borrowed, &receiver, |arg| match arg.pass {
             Pass::Ref if !arg.skipped => owned_copy(arg),
             _ => arg.binding.to_token_stream(),
         });
         let route = self.path_to(&self.route_fn);
-        let (method, key) = lookup("get_or_compute_shared", borrowed);
+        let (method, key) = lookup("routed_lookup", borrowed);
+        // NOTE: the route is read into a `bool` in the call: a `match` on the route itself
+        // would keep it (an `Option<Box<dyn Future>>`) alive across the `.await`, a field of
+        // the fn's future with a drop flag, tested and dropped on every call. A hit returns
+        // at once, and the key lives in a block that ends before the miss is awaited: what
+        // lives across an `.await` is a field of the future, written on every call.
         quote! {
-            match #route(::core::option::Option::None) {
-                ::smartcache::__private::Route::Shared(_) => {
-                    __smartcache_cache
-                        .#method(#key, move || {
-                            ::smartcache::__private::shared_future(#route(
-                                ::core::option::Option::Some((#(#args,)*)),
-                            ))
-                        })
-                        .await
+            let __smartcache_miss = {
+                #key_lets
+                let __smartcache_lookup = __smartcache_cache.#method(
+                    #key,
+                    ::smartcache::__private::Route::is_shared(#route(::core::option::Option::None)),
+                    (#(#values,)*),
+                    |(#(#names,)*)| {
+                        ::smartcache::__private::shared_future(#route(
+                            ::core::option::Option::Some((#(#shared_args,)*)),
+                        ))
+                    },
+                    |(#(#names,)*)| #local_body,
+                );
+                match __smartcache_lookup {
+                    ::core::result::Result::Ok(__smartcache_value) => {
+                        return #answer(::core::result::Result::Ok(__smartcache_value));
+                    }
+                    ::core::result::Result::Err(__smartcache_miss) => __smartcache_miss,
                 }
-                ::smartcache::__private::Route::Local => #local_call,
-            }
+            };
+            #answer(__smartcache_miss.run().await)
         }
     }
 
@@ -295,6 +369,7 @@ impl Generator<'_> {
             }
             #hidden
             #(#cfg)*
+            #[inline]
             fn #route_fn(
                 __smartcache_args: ::core::option::Option<(#(#params,)*)>,
             ) -> ::smartcache::__private::Route<#output> {
@@ -308,6 +383,15 @@ impl Generator<'_> {
                 (&__smartcache_probe).route()
             }
         }
+    }
+}
+
+/// `key_lets`, then `answer` of `call`'s result.
+fn answered(key_lets: &TokenStream, call: &TokenStream, answer: &TokenStream) -> TokenStream {
+    quote! {
+        #key_lets
+        let __smartcache_answer = #call;
+        #answer(__smartcache_answer)
     }
 }
 
