@@ -76,13 +76,14 @@ const MAX_RINGS: usize = 8;
 /// Sampled hits replayed per miss, at most: the rest wait for the next miss.
 const REPLAY_BUDGET: u32 = 64;
 
-/// The bits of a hash that must be clear for its key to be sampled, for `capacity`.
-fn sample_mask(capacity: u64) -> u64 {
+/// The bits of a hash that must be clear for its key to be sampled, for `capacity`, and the
+/// capacity of the simulations (at least 1).
+fn sample(capacity: u64) -> (u64, u64) {
     let mut shift = MIN_SHIFT;
     while shift < 63 && capacity >> shift > MINI_CAPACITY {
         shift += 1;
     }
-    (1 << shift) - 1
+    ((1 << shift) - 1, (capacity >> shift).max(1))
 }
 
 /// One ring of sampled hits, written by the threads of its stripes.
@@ -105,10 +106,12 @@ impl HitSamples {
     /// Rings for a cache of `capacity`, one per stats stripe (`stripes`, a power of two), at
     /// most [`MAX_RINGS`].
     pub(crate) fn new(capacity: u64, stripes: usize) -> Self {
-        let mask = sample_mask(capacity);
-        let mini = usize::try_from(capacity / (mask + 1)).unwrap_or(MAX_RING);
-        // A power of two, so that `written % len` is a mask.
-        let len = (2 * mini).next_power_of_two().clamp(16, MAX_RING);
+        let (mask, mini) = sample(capacity);
+        // A power of two (the modulo is a mask); mini is at most MINI_CAPACITY.
+        let len = usize::try_from(2 * mini)
+            .unwrap_or(MAX_RING)
+            .next_power_of_two()
+            .clamp(16, MAX_RING);
         Self {
             mask,
             rings: (0..stripes.min(MAX_RINGS))
@@ -359,9 +362,9 @@ pub(crate) struct MiniSims {
 
 impl MiniSims {
     pub(crate) fn new(capacity: u64) -> Self {
-        let mask = sample_mask(capacity);
+        let (mask, mini) = sample(capacity);
         // At most MINI_CAPACITY, so a u32.
-        let mini = u32::try_from((capacity / (mask + 1)).max(1)).unwrap_or(u32::MAX);
+        let mini = u32::try_from(mini).unwrap_or(u32::MAX);
         let mut sketch = Sketch::new();
         sketch.fit(u64::from(mini));
         Self {
@@ -429,6 +432,9 @@ impl MiniSims {
     }
 
     fn request(&mut self, hash: u64) -> bool {
+        // The sampled hashes' low bits are all clear: the sketch gets them turned to the top,
+        // where its row hashing (a multiplication) does not need them.
+        let hash = hash.rotate_right(self.mask.count_ones());
         self.sketch.increment(hash, 1);
         let mut held = self
             .index
@@ -532,15 +538,15 @@ mod tests {
 
     #[test]
     fn the_sample_brings_a_large_capacity_down_to_1024_to_2048() {
-        for (capacity, mini) in [
-            (3, 0),
-            (1_000, 250),
-            (8_192, 2_048),
-            (8_196, 1_024),
-            (100_000, 1_562),
-            (1 << 40, 2_048),
+        for (capacity, mask, mini) in [
+            (3, 3, 1),
+            (1_000, 3, 250),
+            (8_192, 3, 2_048),
+            (8_196, 7, 1_024),
+            (100_000, 63, 1_562),
+            (1 << 40, (1 << 29) - 1, 2_048),
         ] {
-            assert_eq!(capacity / (sample_mask(capacity) + 1), mini, "{capacity}");
+            assert_eq!(sample(capacity), (mask, mini), "{capacity}");
         }
     }
 
