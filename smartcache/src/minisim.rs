@@ -37,7 +37,7 @@
 //!
 //! - A hit of a sampled key in a bounded cache writes its hash to a ring, one per stats
 //!   stripe (at most [`MAX_RINGS`]): a load and two stores, no shared counter (a lost race
-//!   loses a sample: noise). A bounded `u64` hit went from 158 to 181 instructions
+//!   loses a sample: noise). A bounded `u64` hit went from 158 to 176 instructions
 //!   (callgrind, `hit-profile bounded`, a quarter of its keys sampled).
 //! - A miss first replays up to [`REPLAY_BUDGET`] sampled hits, then its own request if
 //!   sampled: a lookup, a few list moves per simulation, and a sketch read per duel. About
