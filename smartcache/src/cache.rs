@@ -502,30 +502,18 @@ where
         L: FnOnce(A) -> LFut,
         LFut: Future<Output = Result<V, E>>,
     {
+        let hit = if shared {
+            self.inner.store.fresh_hit(&key)
+        } else {
+            self.inner.store.fresh_value(&key).map(Hit::plain)
+        };
         let routed = Routed {
             shared,
             args,
             shared_compute,
             local_compute,
         };
-        let hit = if shared {
-            self.inner.store.fresh_hit(&key)
-        } else {
-            self.inner.store.fresh_value(&key).map(Hit::plain)
-        };
-        let Some(hit) = hit else {
-            return Err(RoutedMiss {
-                cache: self,
-                key,
-                routed,
-            });
-        };
-        let Routed {
-            args,
-            shared_compute,
-            ..
-        } = routed;
-        Ok(self.shared_hit(hit, || key, move || shared_compute(args)))
+        self.routed_answer(hit, move || key, routed)
     }
 
     /// [`routed_lookup`](Self::routed_lookup) by a borrowed form of the key, as
@@ -552,21 +540,39 @@ where
         L: FnOnce(A) -> LFut,
         LFut: Future<Output = Result<V, E>>,
     {
+        let hit = if shared {
+            self.inner.store.fresh_hit_equivalent(key)
+        } else {
+            self.inner.store.fresh_value_equivalent(key).map(Hit::plain)
+        };
         let routed = Routed {
             shared,
             args,
             shared_compute,
             local_compute,
         };
-        let hit = if shared {
-            self.inner.store.fresh_hit_equivalent(key)
-        } else {
-            self.inner.store.fresh_value_equivalent(key).map(Hit::plain)
-        };
+        self.routed_answer(hit, || key.to_key(), routed)
+    }
+
+    /// The answer of the routed forms to what their lookup found: a hit (counted, and a
+    /// refresh-ahead started if due, through the shared form's computation), or the miss,
+    /// with the owned key built by `key`.
+    #[inline(always)]
+    #[allow(clippy::inline_always)] // the attribute's hit path: see `routed_lookup`
+    fn routed_answer<A, S, SFut, L>(
+        &self,
+        hit: Option<Hit<V>>,
+        key: impl FnOnce() -> K,
+        routed: Routed<A, S, L>,
+    ) -> Result<V, RoutedMiss<'_, K, V, E, A, S, L>>
+    where
+        S: FnOnce(A) -> SFut,
+        SFut: Future<Output = Result<V, E>> + Send + 'static,
+    {
         let Some(hit) = hit else {
             return Err(RoutedMiss {
                 cache: self,
-                key: key.to_key(),
+                key: key(),
                 routed,
             });
         };
@@ -575,7 +581,7 @@ where
             shared_compute,
             ..
         } = routed;
-        Ok(self.shared_hit(hit, || key.to_key(), move || shared_compute(args)))
+        Ok(self.shared_hit(hit, key, move || shared_compute(args)))
     }
 
     /// Like [`get_or_compute`](Self::get_or_compute) for a synchronous computation (a

@@ -787,7 +787,7 @@ where
                 if errors {
                     self.stats.error_entries.fetch_sub(count, Relaxed);
                 }
-                let bytes = old.buckets() * (size_of::<(K, T)>() + 1);
+                let bytes = table_bytes::<(K, T)>(old.buckets());
                 (old, bytes)
             })
             .collect()
@@ -920,7 +920,7 @@ where
         drop(table);
         // INVARIANT: `old` holds no entry (all moved above), so dropping it runs no user code
         // and only frees its buffer, as `reclaim::release` requires.
-        let bytes = old.buckets() * (size_of::<(K, T)>() + 1);
+        let bytes = table_bytes::<(K, T)>(old.buckets());
         Some((old, bytes))
     }
 
@@ -971,6 +971,12 @@ fn settle_allocator() {
 /// Above glibc's largest per-thread cached size (1,032 bytes) and its small-request range, and
 /// far below its mmap threshold: a request that consolidates.
 const SETTLE_BYTES: usize = 4096;
+
+/// The bytes the buffer of a shard table of `buckets` items of type `T` holds: a slot and a
+/// control byte per bucket.
+fn table_bytes<T>(buckets: usize) -> usize {
+    buckets * (size_of::<T>() + 1)
+}
 
 /// Drops an upkeep queue that `clear` took: on the reclaimer thread if it is large and `plain`
 /// (its items need no drop: see `reclaim::release`), else here.
