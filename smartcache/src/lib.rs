@@ -103,6 +103,7 @@ mod resilience;
 mod sched;
 #[cfg(feature = "serde")]
 mod serde_impl;
+mod shard_map;
 #[cfg(all(test, shuttle))]
 mod shuttle_tests;
 mod sketch;

@@ -23,13 +23,11 @@
 //! trims their frees can cause.
 
 use std::borrow::Borrow;
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 use std::mem::needs_drop;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-
-use dashmap::DashMap;
 
 use crate::KeyHasher;
 use crate::blocks::BlockQueue;
@@ -42,6 +40,7 @@ use crate::minisim::HitSamples;
 use crate::policy::{Evicted, Node, Policy, Residents};
 use crate::reclaim;
 use crate::resilience::{self, Backoff, Hint, Jitter};
+use crate::shard_map::{self, ShardMap};
 use crate::stats::StatsCore;
 
 /// The hasher of every map (the builder's [`KeyHasher`]).
@@ -126,8 +125,8 @@ impl<K> Upkeep<K> {
 }
 
 pub(crate) struct Store<K, V, E> {
-    values: DashMap<K, Entry<V>, Hasher>,
-    failures: DashMap<K, Failure<E>, Hasher>,
+    values: ShardMap<K, Entry<V>>,
+    failures: ShardMap<K, Failure<E>>,
     // INVARIANT (lock order): (flight shard) -> upkeep -> value/failure shards. Every
     // insertion that queues its entry holds the upkeep lock from making room to queueing, so
     // `entries` never exceeds the capacity and every such entry has its items queued.
@@ -219,8 +218,8 @@ where
         let shards = shard_amount(limits.capacity);
         let timed = ttl != u64::MAX || refresh != u64::MAX;
         Self {
-            values: DashMap::with_hasher_and_shard_amount(hasher.clone(), shards),
-            failures: DashMap::with_hasher_and_shard_amount(hasher, shards),
+            values: ShardMap::new(hasher.clone(), shards),
+            failures: ShardMap::new(hasher, shards),
             upkeep: Mutex::new(Upkeep {
                 policy: limits.capacity.map(Policy::new),
                 values: (ttl != u64::MAX).then(|| ExpiryQueue::new(keep)),
@@ -347,15 +346,12 @@ where
         matches: impl Fn(&K) -> bool,
         now: impl FnOnce() -> u64,
     ) -> Option<Hit<V>> {
-        // The same steps as `DashMap::get` (hash, shard, probe), but with `matches` as the
+        // The same steps as `ShardMap::read` (hash, shard, probe), but with `matches` as the
         // equality, so that a borrowed key that is no `Borrow` of `K` can look up too. The key
         // is hashed once, here; the probe reuses the hash.
-        let hash = self.values.hasher().hash_one(key);
-        #[allow(clippy::cast_possible_truncation)] // DashMap picks the shard from a usize too
-        let shard = &self.values.shards()[self.values.determine_shard(hash as usize)];
-        let guard = shard.read();
-        let (_, slot) = guard.get(hash, |(stored, _)| matches(stored))?;
-        let entry = slot.get();
+        let hash = self.values.hash(key);
+        let guard = self.values.shard(hash).read();
+        let (_, entry) = guard.find(hash, |(stored, _)| matches(stored))?;
         let mut refresh_due = false;
         if self.hit_meta {
             refresh_due = self.hit_meta_checks::<REFRESH>(entry, hash, now)?;
@@ -409,21 +405,26 @@ where
         if self.keep == self.ttl {
             return None; // no stale-if-error window
         }
-        let entry = self.values.get(key)?;
-        let age = now.saturating_sub(entry.stored_at());
-        (age >= self.ttl && age < self.keep)
-            .then(|| (entry.value.clone(), Duration::from_nanos(age - self.ttl)))
+        self.values
+            .read(key, |entry| {
+                let age = now.saturating_sub(entry.stored_at());
+                (age >= self.ttl && age < self.keep)
+                    .then(|| (entry.value.clone(), Duration::from_nanos(age - self.ttl)))
+            })
+            .flatten()
     }
 
     /// Whether `key`'s value is due for a refresh-ahead at `now` (and within its time to
     /// live); reads no more than its time word.
     pub(crate) fn needs_refresh(&self, key: &K, now: u64) -> bool {
-        let hash = self.values.hasher().hash_one(key);
-        self.values.get(key).is_some_and(|entry| {
-            let meta = entry.meta.load(Relaxed);
-            let age = now.saturating_sub(meta & !HITS);
-            age < self.ttl && resilience::refresh_due(age, self.refresh, hash ^ meta)
-        })
+        let hash = self.values.hash(key);
+        self.values
+            .read(key, |entry| {
+                let meta = entry.meta.load(Relaxed);
+                let age = now.saturating_sub(meta & !HITS);
+                age < self.ttl && resilience::refresh_due(age, self.refresh, hash ^ meta)
+            })
+            .unwrap_or(false)
     }
 
     /// The key's count of consecutive failures so far, in its window or past it.
@@ -437,9 +438,9 @@ where
         if self.stats.error_entries.load(Relaxed) == 0 {
             return Some(0);
         }
-        match self.failures.get(key) {
-            Some(failure) if now < failure.until => None,
-            Some(failure) => Some(failure.failures),
+        match self.failures.read(key, |f| (f.until, f.failures)) {
+            Some((until, _)) if now < until => None,
+            Some((_, failures)) => Some(failures),
             None => Some(0),
         }
     }
@@ -455,9 +456,7 @@ where
         if self.ttl != u64::MAX
             && self
                 .values
-                .remove_if(key, |_, entry| {
-                    self.forget_if(self.is_dead(entry, now), false)
-                })
+                .remove_if(key, |entry| self.forget_if(self.is_dead(entry, now), false))
                 .is_some()
         {
             self.stats.record_expirations(1);
@@ -469,20 +468,22 @@ where
         if self.stats.error_entries.load(Relaxed) == 0 {
             return Lookup::Absent { failures: 0 };
         }
-        let Some(failure) = self.failures.get(key) else {
+        // Read under the shard read lock, released before the value map is read.
+        let found = self.failures.read(key, |failure| {
+            let error = (now < failure.until).then(|| Arc::clone(&failure.error));
+            (error, failure.until, failure.failures)
+        });
+        let Some((error, until, failures)) = found else {
             return Lookup::Absent { failures: 0 };
         };
-        if now < failure.until {
-            let (error, retry_in) = (Arc::clone(&failure.error), failure.until - now);
-            drop(failure); // release the shard read lock before reading the value map
+        if let Some(error) = error {
+            let retry_in = until - now;
             return Lookup::Error {
                 error,
                 retry_in: Duration::from_nanos(retry_in),
                 stale: self.stale_value(key, now),
             };
         }
-        let failures = failure.failures;
-        drop(failure); // release the shard read lock before removing from that shard
         // Kept for its count while it lingers (backoff); removed once past that.
         let removed = self.remove_failure_if(key, |failure| {
             now >= failure.until.saturating_add(self.linger)
@@ -532,7 +533,7 @@ where
         if window == 0 || self.max_errors == 0 {
             return;
         }
-        self.values.remove_if(&key, |_, entry| {
+        self.values.remove_if(&key, |entry| {
             self.forget_if(self.is_dead(entry, now), false)
         });
         let mut upkeep = lock(&self.upkeep);
@@ -581,7 +582,7 @@ where
     fn insert_locked<T>(
         &self,
         upkeep: &mut MutexGuard<'_, Upkeep<K>>,
-        map: &DashMap<K, T, Hasher>,
+        map: &ShardMap<K, T>,
         key: K,
         item: T,
         stamp: u64,
@@ -595,16 +596,9 @@ where
         if capacity == 0 {
             return None; // a zero capacity stores nothing: calls still share flights
         }
-        let replaced = match map.get_mut(&key) {
-            // A replacement, done in place: it needs no room, so a full cache evicts nothing
-            // for it. Its old node goes stale.
-            Some(mut existing) => {
-                *existing = item;
-                None
-            }
-            None => Some(item),
-        };
-        if let Some(item) = replaced {
+        // A replacement, done in place: it needs no room, so a full cache evicts nothing for
+        // it. Its old node goes stale.
+        if let Err(item) = map.replace(&key, item) {
             // INVARIANT: `entries` only rises under this lock (bounded caches insert nowhere
             // else), so once below the capacity here it stays below until the insertion.
             while self.stats.entries.load(Relaxed) >= capacity {
@@ -618,7 +612,7 @@ where
             self.count_insertion(map, key.clone(), item, gauge);
         }
         let live = self.stats.entries.load(Relaxed);
-        let hash = self.values.hasher().hash_one(&key);
+        let hash = self.values.hash(&key);
         if let Some(samples) = &self.samples {
             policy.replay_hits(samples);
         }
@@ -635,13 +629,7 @@ where
     }
 
     /// Inserts an item, keeping `entries` (and `gauge`) right.
-    fn count_insertion<T>(
-        &self,
-        map: &DashMap<K, T, Hasher>,
-        key: K,
-        item: T,
-        gauge: Option<&AtomicU64>,
-    ) {
+    fn count_insertion<T>(&self, map: &ShardMap<K, T>, key: K, item: T, gauge: Option<&AtomicU64>) {
         // INVARIANT: the entry is counted *before* it becomes visible, so that a concurrent
         // removal (which uncounts it) can never take a counter below zero; a replacement
         // gives the count back.
@@ -654,12 +642,12 @@ where
 
     /// Whether the value stored for `key` is the one stored at `stamp`.
     fn value_is(&self, key: &K, stamp: u64) -> bool {
-        self.values.get(key).is_some_and(|e| e.stored_at() == stamp)
+        self.values.read(key, Entry::stored_at) == Some(stamp)
     }
 
     /// Whether the failure cached for `key` is the one of `stamp`.
     fn failure_is(&self, key: &K, stamp: u64) -> bool {
-        self.failures.get(key).is_some_and(|f| f.failed_at == stamp)
+        self.failures.read(key, |f| f.failed_at) == Some(stamp)
     }
 
     /// When a failure goes from the store: at the end of its window and lingering.
@@ -669,14 +657,12 @@ where
 
     /// Whether the failure cached for `key` is the one queued to go at `due`.
     fn failure_due(&self, key: &K, due: u64) -> bool {
-        self.failures
-            .get(key)
-            .is_some_and(|f| self.removal_due(&f) == due)
+        self.failures.read(key, |f| self.removal_due(f)) == Some(due)
     }
 
     /// Evicts the failure queued to go at `due` for `key` (the error bound), counting it.
     fn evict_failure(&self, key: &K, due: u64) -> Popped {
-        let removed = self.failures.remove_if(key, |_, failure| {
+        let removed = (self.failures).remove_if(key, |failure| {
             self.forget_if(self.removal_due(failure) == due, true)
         });
         if removed.is_some() {
@@ -694,12 +680,8 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let value = self
-            .values
-            .remove_if(key, |_, _| self.forget_if(true, false));
-        let error = self
-            .failures
-            .remove_if(key, |_, _| self.forget_if(true, true));
+        let value = self.values.remove_if(key, |_| self.forget_if(true, false));
+        let error = self.failures.remove_if(key, |_| self.forget_if(true, true));
         value.is_some() || error.is_some()
     }
 
@@ -711,7 +693,7 @@ where
             return false;
         }
         self.failures
-            .remove_if(key, |_, failure| self.forget_if(predicate(failure), true))
+            .remove_if(key, |failure| self.forget_if(predicate(failure), true))
             .is_some()
     }
 
@@ -722,8 +704,9 @@ where
         if self.stats.error_entries.load(Relaxed) == 0 {
             return None;
         }
-        let failure = self.failures.get(key)?;
-        Some((failure.until - failure.failed_at, failure.failures))
+        (self.failures).read(key, |failure| {
+            (failure.until - failure.failed_at, failure.failures)
+        })
     }
 
     /// Whether a value and whether a cached error is stored for `key`, fresh or not.
@@ -773,7 +756,7 @@ where
     /// if `errors`); the old tables back, each with the bytes it holds.
     fn take_tables<T: Send + 'static>(
         &self,
-        map: &DashMap<K, T, Hasher>,
+        map: &ShardMap<K, T>,
         errors: bool,
     ) -> Vec<(impl Send + 'static + use<K, V, E, T>, usize)> {
         map.shards()
@@ -787,7 +770,7 @@ where
                 if errors {
                     self.stats.error_entries.fetch_sub(count, Relaxed);
                 }
-                let bytes = table_bytes::<(K, T)>(old.buckets());
+                let bytes = table_bytes::<(K, T)>(old.num_buckets());
                 (old, bytes)
             })
             .collect()
@@ -814,26 +797,26 @@ where
         let (mut value_shards, mut failure_shards) = (ShardSet::default(), ShardSet::default());
         if let Some(queue) = &mut upkeep.values {
             budget -= queue.expire(now, budget, |key, stamp| {
-                let gone = self.values.remove_if(key, |_, entry| {
+                let gone = self.values.remove_if(key, |entry| {
                     self.forget_if(entry.stored_at() == stamp, false)
                 });
                 if gone.is_none() {
                     return Popped::Stale;
                 }
                 expired += 1;
-                value_shards.insert(self.values.determine_map(key));
+                value_shards.insert(self.values.shard_index(self.values.hash(key)));
                 self.notices.push(|| key.clone(), RemovalCause::Expired);
                 Popped::Removed
             });
         }
         upkeep.errors.expire(now, budget, |key, due| {
-            let gone = self.failures.remove_if(key, |_, failure| {
+            let gone = self.failures.remove_if(key, |failure| {
                 self.forget_if(self.removal_due(failure) == due, true)
             });
             if gone.is_none() {
                 return Popped::Stale;
             }
-            failure_shards.insert(self.failures.determine_map(key));
+            failure_shards.insert(self.failures.shard_index(self.failures.hash(key)));
             self.notices.push(|| key.clone(), RemovalCause::Expired);
             removed_errors += 1;
             Popped::Removed
@@ -892,7 +875,7 @@ where
     /// call that makes it (measured: up to 6.6 ms of CPU in one expiry step at a million
     /// entries, when `shrink_to` freed it here), and the reclaimer thread pays that instead.
     fn shrink_shard<T: Send + 'static>(
-        map: &DashMap<K, T, Hasher>,
+        map: &ShardMap<K, T>,
         cursor: usize,
     ) -> Option<(impl Send + 'static + use<K, V, E, T>, usize)> {
         let shards = map.shards();
@@ -910,17 +893,16 @@ where
         if !worth(len, table.capacity()) {
             return None;
         }
-        let hasher = map.hasher();
-        let hash = |(key, _): &(K, _)| hasher.hash_one(key);
+        let hash = |(key, _): &(K, _)| map.hash(key);
         let mut old = std::mem::take(&mut *table);
         table.reserve(len, hash);
         for item in old.drain() {
-            table.insert(hash(&item), item, hash);
+            table.insert_unique(hash(&item), item, hash);
         }
         drop(table);
         // INVARIANT: `old` holds no entry (all moved above), so dropping it runs no user code
         // and only frees its buffer, as `reclaim::release` requires.
-        let bytes = table_bytes::<(K, T)>(old.buckets());
+        let bytes = table_bytes::<(K, T)>(old.num_buckets());
         Some((old, bytes))
     }
 
@@ -941,16 +923,25 @@ where
     }
 }
 
-/// The shard count of the maps: enough that one shard holds some 16,000 entries at a
-/// million (a shard's table grows by rehashing all it holds, under its write lock, in the
-/// caller's path), within 8 to 256. A bounded cache sizes for its capacity; an unbounded one
-/// for a million entries.
+/// The shard count of the maps.
+///
+/// An unbounded cache takes enough that one shard holds some 16,000 entries at a million (a
+/// shard's table grows by rehashing all it holds, under its write lock, in the caller's
+/// path), within 8 to 256, and four per core at least. A bounded cache takes, from that many
+/// to twice as many (256 at most), the count that fills every table close to its maximum
+/// load once the cache is full ([`shard_map::bounded_layout`]): at a capacity of a million,
+/// 72 shards of 2^14 buckets, 1.18 buckets per entry, where 64 shards had 2.1. A capacity
+/// too small for that many shards keeps the unbounded count.
 fn shard_amount(capacity: Option<u64>) -> usize {
     let expected = capacity.unwrap_or(1 << 20);
     let wanted = usize::try_from(expected / 16_384).unwrap_or(256);
-    let default =
-        std::thread::available_parallelism().map_or(8, |n| (n.get() * 4).next_power_of_two());
-    wanted.next_power_of_two().clamp(default.clamp(8, 256), 256)
+    let fewest = std::thread::available_parallelism()
+        .map_or(8, |n| (n.get() * 4).next_power_of_two())
+        .clamp(8, 256);
+    let unbounded = wanted.next_power_of_two().clamp(fewest, 256);
+    capacity
+        .and_then(|capacity| shard_map::bounded_layout(capacity, fewest..=(2 * unbounded).min(256)))
+        .map_or(unbounded, |(shards, _)| shards)
 }
 
 /// Has the allocator settle the small blocks an upkeep step freed, in the step: one request of
@@ -1027,31 +1018,34 @@ where
                 .failure_is(&node.key, node.stamp - ERROR_STAMP)
                 .then_some(0);
         }
-        let entry = self.values.get(&node.key)?;
-        let meta = entry.meta.load(Relaxed);
-        if meta & !HITS != node.stamp {
-            return None;
-        }
-        if meta & HITS == 0 {
-            return Some(0);
-        }
-        // Both bit fields of the old word are read from one atomic step: a hit between the
-        // load above and here is not lost.
-        let hits = entry.meta.fetch_and(!HITS, Relaxed) & HITS;
-        Some(u32::try_from(hits).unwrap_or(0))
+        self.values
+            .read(&node.key, |entry| {
+                let meta = entry.meta.load(Relaxed);
+                if meta & !HITS != node.stamp {
+                    return None;
+                }
+                if meta & HITS == 0 {
+                    return Some(0);
+                }
+                // Both bit fields of the old word are read from one atomic step: a hit
+                // between the load above and here is not lost.
+                let hits = entry.meta.fetch_and(!HITS, Relaxed) & HITS;
+                Some(u32::try_from(hits).unwrap_or(0))
+            })
+            .flatten()
     }
 
     fn evict(&self, node: &Node<K>) -> bool {
         let evicted = if node.stamp & ERROR_STAMP != 0 {
             let failed_at = node.stamp - ERROR_STAMP;
             (self.failures)
-                .remove_if(&node.key, |_, failure| {
+                .remove_if(&node.key, |failure| {
                     self.forget_if(failure.failed_at == failed_at, true)
                 })
                 .is_some()
         } else {
             (self.values)
-                .remove_if(&node.key, |_, entry| {
+                .remove_if(&node.key, |entry| {
                     self.forget_if(entry.stored_at() == node.stamp, false)
                 })
                 .is_some()
@@ -1073,6 +1067,6 @@ where
     }
 
     fn hash(&self, key: &K) -> u64 {
-        self.values.hasher().hash_one(key)
+        self.values.hash(key)
     }
 }
