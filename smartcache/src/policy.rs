@@ -41,8 +41,9 @@
 //!
 //! # Bounded work
 //!
-//! Queues hold `(key, stamp)` nodes; a node whose entry has since been removed or replaced is
-//! *stale* (its stamp no longer matches) and is dropped when met. Making room for one entry
+//! Queues hold `(key, stamp)` nodes, keys and 32-bit stamps in two block queues ([`Stamp`],
+//! [`NodeQueue`]: 12 bytes a node with `u64` keys); a node whose entry has since been removed
+//! or replaced is *stale* (its stamp no longer matches) and is dropped when met. Making room for one entry
 //! looks at a bounded number of nodes ([`SECOND_CHANCES`], [`MAX_LOOKS`]): once the second
 //! chances are used up, the next live node is taken as it is, so a hot working set (every
 //! entry read) costs a few map reads per insertion, never a lap of the queue. Stale nodes are
@@ -103,8 +104,92 @@ pub(crate) fn percent(n: u64, share: u64) -> u64 {
 #[derive(Debug)]
 pub(crate) struct Node<K> {
     pub(crate) key: K,
-    /// The entry's storing time (a multiple of 16), plus 1 for a cached error.
-    pub(crate) stamp: u64,
+    pub(crate) stamp: Stamp,
+}
+
+/// Which entry of its key a node stands for, in 32 bits: the entry's storing time in 16 ns
+/// ticks (clock readings are multiples of 16 ns), modulo 2^31, and whether it is a cached
+/// error. Queued apart from the keys ([`NodeQueue`]), a node of a `u64` key takes 12 bytes,
+/// where a 64-bit stamp beside the key took 16.
+///
+/// NOTE: entries of one key stored 2^31 ticks (34.4 s) apart, to the tick, share a stamp. A
+/// node whose entry was replaced by such a one passes for live: that entry then has two
+/// nodes, and whichever the policy reaches first decides its fate, the other going stale.
+/// No count or bound depends on nodes (the store counts entries), so the cost of that rare
+/// coincidence is one entry ordered as if it had been stored twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp(u32);
+
+impl Stamp {
+    /// The stamp of a value stored at `at` (a clock reading).
+    pub(crate) fn value(at: u64) -> Self {
+        Self::new(at, 0)
+    }
+
+    /// The stamp of an error cached at `at` (a clock reading).
+    pub(crate) fn error(at: u64) -> Self {
+        Self::new(at, 1)
+    }
+
+    fn new(at: u64, error: u64) -> Self {
+        #[allow(clippy::cast_possible_truncation)] // modulo 2^32 on purpose: see the NOTE
+        let bits = (((at >> 4) << 1) | error) as u32;
+        Self(bits)
+    }
+
+    pub(crate) fn is_error(self) -> bool {
+        self.0 & 1 != 0
+    }
+}
+
+/// A FIFO of nodes, kept as two block queues (keys, stamps) in step, so that a node takes
+/// the size of its key plus four bytes, with no padding.
+#[derive(Debug)]
+pub(crate) struct NodeQueue<K> {
+    // INVARIANT: both hold the same number of items; the node at position `i` is
+    // `(keys[i], stamps[i])`.
+    keys: BlockQueue<K>,
+    stamps: BlockQueue<Stamp>,
+}
+
+impl<K> Default for NodeQueue<K> {
+    fn default() -> Self {
+        Self {
+            keys: BlockQueue::default(),
+            stamps: BlockQueue::default(),
+        }
+    }
+}
+
+impl<K> NodeQueue<K> {
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The bytes its blocks take.
+    pub(crate) fn footprint(&self) -> usize {
+        self.keys.footprint() + self.stamps.footprint()
+    }
+
+    fn push_back(&mut self, node: Node<K>) {
+        self.keys.push_back(node.key);
+        self.stamps.push_back(node.stamp);
+    }
+
+    fn push_front(&mut self, node: Node<K>) {
+        self.keys.push_front(node.key);
+        self.stamps.push_front(node.stamp);
+    }
+
+    fn pop_front(&mut self) -> Option<Node<K>> {
+        let key = self.keys.pop_front()?;
+        let stamp = self.stamps.pop_front().expect("a stamp per key");
+        Some(Node { key, stamp })
+    }
 }
 
 /// What the policy asks of the store about the entries it orders.
@@ -141,9 +226,9 @@ enum Segment {
 #[derive(Debug)]
 pub(crate) struct Policy<K> {
     capacity: u64,
-    window: BlockQueue<Node<K>>,
-    probation: BlockQueue<Node<K>>,
-    protected: BlockQueue<Node<K>>,
+    window: NodeQueue<K>,
+    probation: NodeQueue<K>,
+    protected: NodeQueue<K>,
     /// How many entries the window should hold; the main space gets the rest.
     window_target: u64,
     sketch: Sketch,
@@ -158,9 +243,9 @@ impl<K> Policy<K> {
     pub(crate) fn new(capacity: u64) -> Self {
         Self {
             capacity,
-            window: BlockQueue::default(),
-            probation: BlockQueue::default(),
-            protected: BlockQueue::default(),
+            window: NodeQueue::default(),
+            probation: NodeQueue::default(),
+            protected: NodeQueue::default(),
             window_target: percent(capacity, INITIAL_WINDOW_PERCENT).clamp(1, capacity.max(1)),
             sketch: Sketch::new(),
             tuner: Tuner::new(capacity),
@@ -243,7 +328,7 @@ impl<K> Policy<K> {
     }
 
     /// Drops every node (the store was cleared), keeping what the sketch and tuner learnt.
-    pub(crate) fn clear(&mut self) -> [BlockQueue<Node<K>>; 3] {
+    pub(crate) fn clear(&mut self) -> [NodeQueue<K>; 3] {
         [
             std::mem::take(&mut self.window),
             std::mem::take(&mut self.probation),
@@ -401,7 +486,7 @@ impl<K> Policy<K> {
         }
     }
 
-    fn queue(&mut self, segment: Segment) -> &mut BlockQueue<Node<K>> {
+    fn queue(&mut self, segment: Segment) -> &mut NodeQueue<K> {
         match segment {
             Segment::Window => &mut self.window,
             Segment::Probation => &mut self.probation,
@@ -462,6 +547,7 @@ mod tests {
             if let Some(samples) = &self.samples {
                 policy.replay_hits(samples);
             }
+            let stamp = Stamp::value(stamp);
             policy.admit(Node { key, stamp }, self.hash(&key), live);
         }
 
@@ -501,14 +587,14 @@ mod tests {
             self.looks.set(self.looks.get() + 1);
             let mut entries = self.entries.borrow_mut();
             let (stamp, hits) = entries.get_mut(&node.key)?;
-            (*stamp == node.stamp).then(|| std::mem::take(hits))
+            (Stamp::value(*stamp) == node.stamp).then(|| std::mem::take(hits))
         }
 
         fn evict(&self, node: &Node<u64>) -> bool {
             let mut entries = self.entries.borrow_mut();
             if entries
                 .get(&node.key)
-                .is_some_and(|(s, _)| *s == node.stamp)
+                .is_some_and(|(s, _)| Stamp::value(*s) == node.stamp)
             {
                 entries.remove(&node.key);
                 self.evicted.borrow_mut().push(node.key);
@@ -518,12 +604,49 @@ mod tests {
         }
 
         fn is_live(&self, node: &Node<u64>) -> bool {
-            (self.entries.borrow().get(&node.key)).is_some_and(|(s, _)| *s == node.stamp)
+            (self.entries.borrow().get(&node.key))
+                .is_some_and(|(s, _)| Stamp::value(*s) == node.stamp)
         }
 
         fn hash(&self, key: &u64) -> u64 {
             key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         }
+    }
+
+    #[test]
+    fn stamps_tell_entries_apart_by_tick_and_kind_and_wrap_after_2_to_the_31_ticks() {
+        let at = 123_456_789 * 16;
+        assert_eq!(Stamp::value(at), Stamp::value(at));
+        assert_ne!(Stamp::value(at), Stamp::value(at + 16), "one tick apart");
+        assert_ne!(Stamp::value(at), Stamp::error(at), "a value and an error");
+        assert!(Stamp::error(at).is_error() && !Stamp::value(at).is_error());
+        let wrap = (1 << 31) * 16;
+        assert_eq!(
+            Stamp::value(at),
+            Stamp::value(at + wrap),
+            "the documented wrap"
+        );
+        assert_ne!(Stamp::value(at), Stamp::value(at + wrap / 2));
+        // A queue keeps each node's key and stamp together, across blocks.
+        let mut queue = NodeQueue::default();
+        for key in 0..3000u64 {
+            queue.push_back(Node {
+                key,
+                stamp: Stamp::value(key * 16),
+            });
+        }
+        queue.push_front(Node {
+            key: 9999,
+            stamp: Stamp::error(0),
+        });
+        assert_eq!(queue.len(), 3001);
+        let first = queue.pop_front().expect("a node");
+        assert_eq!((first.key, first.stamp), (9999, Stamp::error(0)));
+        for key in 0..3000u64 {
+            let node = queue.pop_front().expect("a node");
+            assert_eq!((node.key, node.stamp), (key, Stamp::value(key * 16)));
+        }
+        assert!(queue.is_empty() && queue.pop_front().is_none());
     }
 
     #[test]

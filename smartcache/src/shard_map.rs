@@ -252,7 +252,7 @@ mod tests {
                 seen[index] += 1;
             }
             // Every shard gets within 30% of its share.
-            let share = 20_000 / count as u32;
+            let share = 20_000 / u32::try_from(count).unwrap();
             for (index, hits) in seen.iter().enumerate() {
                 assert!(
                     hits.abs_diff(share) * 10 <= share * 3,

@@ -37,7 +37,7 @@ use crate::hasher::MapHasher;
 use crate::key::BorrowedKey;
 use crate::listener::{Listener, Notices, RemovalCause};
 use crate::minisim::HitSamples;
-use crate::policy::{Evicted, Node, Policy, Residents};
+use crate::policy::{Evicted, Node, Policy, Residents, Stamp};
 use crate::reclaim;
 use crate::resilience::{self, Backoff, Hint, Jitter};
 use crate::shard_map::{self, ShardMap};
@@ -82,9 +82,6 @@ struct Failure<E> {
     /// Consecutive failures of the key, this one included.
     failures: u32,
 }
-
-/// The policy stamp of a cached error: its time, plus 1 (a value's stamp is its time).
-const ERROR_STAMP: u64 = 1;
 
 /// The limits a store keeps to, from the builder.
 #[derive(Debug, Clone, Copy)]
@@ -508,7 +505,9 @@ where
             return;
         }
         let mut upkeep = lock(&self.upkeep);
-        let Some(key) = self.insert_locked(&mut upkeep, &self.values, key, entry, now, None) else {
+        let stamp = Stamp::value(now);
+        let Some(key) = self.insert_locked(&mut upkeep, &self.values, key, entry, stamp, None)
+        else {
             return;
         };
         if let Some(queue) = &mut upkeep.values {
@@ -556,7 +555,7 @@ where
             failures,
         };
         let errors = &self.stats.error_entries;
-        let stamp = now | ERROR_STAMP;
+        let stamp = Stamp::error(now);
         let Some(key) = self.insert_locked(
             &mut upkeep,
             &self.failures,
@@ -585,7 +584,7 @@ where
         map: &ShardMap<K, T>,
         key: K,
         item: T,
-        stamp: u64,
+        stamp: Stamp,
         gauge: Option<&AtomicU64>,
     ) -> Option<K> {
         let Some(policy) = &mut upkeep.policy else {
@@ -643,11 +642,6 @@ where
     /// Whether the value stored for `key` is the one stored at `stamp`.
     fn value_is(&self, key: &K, stamp: u64) -> bool {
         self.values.read(key, Entry::stored_at) == Some(stamp)
-    }
-
-    /// Whether the failure cached for `key` is the one of `stamp`.
-    fn failure_is(&self, key: &K, stamp: u64) -> bool {
-        self.failures.read(key, |f| f.failed_at) == Some(stamp)
     }
 
     /// When a failure goes from the store: at the end of its window and lingering.
@@ -745,7 +739,8 @@ where
         }
         drop(failures);
         for queue in nodes.into_iter().flatten() {
-            release_queue(queue, plain_keys);
+            let bytes = if plain_keys { queue.footprint() } else { 0 };
+            reclaim::release(queue, bytes);
         }
         for queue in value_items.into_iter().chain(error_items) {
             release_queue(queue, plain_keys);
@@ -1013,15 +1008,13 @@ where
     E: Send + Sync + 'static,
 {
     fn take_hits(&self, node: &Node<K>) -> Option<u32> {
-        if node.stamp & ERROR_STAMP != 0 {
-            return self
-                .failure_is(&node.key, node.stamp - ERROR_STAMP)
-                .then_some(0);
+        if node.stamp.is_error() {
+            return self.is_live(node).then_some(0);
         }
         self.values
             .read(&node.key, |entry| {
                 let meta = entry.meta.load(Relaxed);
-                if meta & !HITS != node.stamp {
+                if Stamp::value(meta & !HITS) != node.stamp {
                     return None;
                 }
                 if meta & HITS == 0 {
@@ -1036,17 +1029,16 @@ where
     }
 
     fn evict(&self, node: &Node<K>) -> bool {
-        let evicted = if node.stamp & ERROR_STAMP != 0 {
-            let failed_at = node.stamp - ERROR_STAMP;
+        let evicted = if node.stamp.is_error() {
             (self.failures)
                 .remove_if(&node.key, |failure| {
-                    self.forget_if(failure.failed_at == failed_at, true)
+                    self.forget_if(Stamp::error(failure.failed_at) == node.stamp, true)
                 })
                 .is_some()
         } else {
             (self.values)
                 .remove_if(&node.key, |entry| {
-                    self.forget_if(entry.stored_at() == node.stamp, false)
+                    self.forget_if(Stamp::value(entry.stored_at()) == node.stamp, false)
                 })
                 .is_some()
         };
@@ -1059,10 +1051,10 @@ where
     }
 
     fn is_live(&self, node: &Node<K>) -> bool {
-        if node.stamp & ERROR_STAMP != 0 {
-            self.failure_is(&node.key, node.stamp - ERROR_STAMP)
+        if node.stamp.is_error() {
+            self.failures.read(&node.key, |f| Stamp::error(f.failed_at)) == Some(node.stamp)
         } else {
-            self.value_is(&node.key, node.stamp)
+            self.values.read(&node.key, |e| Stamp::value(e.stored_at())) == Some(node.stamp)
         }
     }
 

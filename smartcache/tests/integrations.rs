@@ -123,7 +123,23 @@ mod traced {
         }
     }
 
+    /// A scoped subscriber that writes to `out`.
+    ///
+    /// NOTE: also keeps a second dispatcher alive for the rest of the process. `tracing`
+    /// caches each callsite's interest globally, and while only one dispatcher exists it asks
+    /// the default of whichever thread reaches the callsite first: a sibling test's thread,
+    /// with no subscriber, cached "never" and this one's events were lost (a flaky test).
+    /// With two, the interest is the union of all dispatchers', and each event still goes
+    /// to its own thread's default only.
     pub(super) fn subscriber(out: &Captured) -> impl tracing::Subscriber + Send + Sync {
+        static ANCHOR: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        ANCHOR.get_or_init(|| {
+            let sink = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_writer(std::io::sink)
+                .finish();
+            tracing::Dispatch::new(sink)
+        });
         let out = out.clone();
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::DEBUG)
