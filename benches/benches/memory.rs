@@ -134,39 +134,53 @@ fn measure<T>(
     });
 }
 
-/// The bounded caches, each with a capacity of exactly the entries stored (every entry in
-/// the eviction policy's bookkeeping, none evicted yet).
+/// The bounded caches, each with a capacity of exactly the entries stored: once full (every
+/// entry in the eviction policy's bookkeeping, none evicted yet), and once `TURNOVERS` times
+/// as many more keys have been stored, each evicting one (the steady state of a bounded
+/// cache, where removals have left their mark on the tables).
 fn bounded(scenario: &mut MemoryPerEntry) {
     let entries = scenario.entries;
     let runtime = current_thread_runtime();
-    measure(
-        scenario,
-        "smartcache (bounded)",
-        || {
-            smartcache::AsyncSmartCache::<u64, u64>::builder()
-                .max_capacity(entries)
-                .build()
-        },
-        |cache| {
-            runtime.block_on(async {
-                for key in 0..entries {
-                    let _ = cache.get_or_compute(key, || async move { Ok(key) }).await;
+    for turnovers in [0, TURNOVERS] {
+        let keys = entries * (1 + turnovers);
+        let suffix = if turnovers == 0 {
+            String::new()
+        } else {
+            format!(", after {turnovers} turnovers")
+        };
+        measure(
+            scenario,
+            &format!("smartcache (bounded){suffix}"),
+            || {
+                smartcache::AsyncSmartCache::<u64, u64>::builder()
+                    .max_capacity(entries)
+                    .build()
+            },
+            |cache| {
+                runtime.block_on(async {
+                    for key in 0..keys {
+                        let _ = cache.get_or_compute(key, || async move { Ok(key) }).await;
+                    }
+                });
+                smartcache::__private::flush_reclaimer();
+            },
+        );
+        measure(
+            scenario,
+            &format!("quick_cache (bounded){suffix}"),
+            || {
+                quick_cache::sync::Cache::<u64, u64>::new(
+                    usize::try_from(entries).unwrap_or(usize::MAX),
+                )
+            },
+            |cache| {
+                for key in 0..keys {
+                    cache.insert(key, key);
                 }
-            });
-        },
-    );
-    measure(
-        scenario,
-        "quick_cache (bounded)",
-        || {
-            quick_cache::sync::Cache::<u64, u64>::new(
-                usize::try_from(entries).unwrap_or(usize::MAX),
-            )
-        },
-        |cache| {
-            for key in 0..entries {
-                cache.insert(key, key);
-            }
-        },
-    );
+            },
+        );
+    }
 }
+
+/// How many times over a bounded cache's entries are replaced for the steady-state rows.
+const TURNOVERS: u64 = 3;

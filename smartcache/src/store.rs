@@ -40,7 +40,7 @@ use crate::minisim::HitSamples;
 use crate::policy::{Evicted, Node, Policy, Residents, Stamp};
 use crate::reclaim;
 use crate::resilience::{self, Backoff, Hint, Jitter};
-use crate::shard_map::{self, ShardMap};
+use crate::shard_map::{self, ShardMap, table_bytes};
 use crate::stats::StatsCore;
 
 /// The hasher of every map (the builder's [`KeyHasher`]).
@@ -212,10 +212,10 @@ where
         let backoff = Backoff::new(limits.retry, limits.max_retry);
         let retry = backoff.retry;
         let hasher = MapHasher::new(limits.hasher);
-        let shards = shard_amount(limits.capacity);
+        let (shards, fitted) = shard_layout(limits.capacity);
         let timed = ttl != u64::MAX || refresh != u64::MAX;
         Self {
-            values: ShardMap::new(hasher.clone(), shards),
+            values: ShardMap::with_layout(hasher.clone(), shards, fitted),
             failures: ShardMap::new(hasher, shards),
             upkeep: Mutex::new(Upkeep {
                 policy: limits.capacity.map(Policy::new),
@@ -578,7 +578,7 @@ where
     /// `key`, making room for it first if it adds an entry to a bounded cache, and queues it
     /// in the policy with `stamp`. `gauge` is a second counter the entry counts in
     /// (`error_entries` for failures). The key back if it was stored.
-    fn insert_locked<T>(
+    fn insert_locked<T: Send + 'static>(
         &self,
         upkeep: &mut MutexGuard<'_, Upkeep<K>>,
         map: &ShardMap<K, T>,
@@ -628,7 +628,13 @@ where
     }
 
     /// Inserts an item, keeping `entries` (and `gauge`) right.
-    fn count_insertion<T>(&self, map: &ShardMap<K, T>, key: K, item: T, gauge: Option<&AtomicU64>) {
+    fn count_insertion<T: Send + 'static>(
+        &self,
+        map: &ShardMap<K, T>,
+        key: K,
+        item: T,
+        gauge: Option<&AtomicU64>,
+    ) {
         // INVARIANT: the entry is counted *before* it becomes visible, so that a concurrent
         // removal (which uncounts it) can never take a counter below zero; a replacement
         // gives the count back.
@@ -918,16 +924,19 @@ where
     }
 }
 
-/// The shard count of the maps.
+/// The shard count of the maps, and the buckets each table of the value map is meant to
+/// end with (0: no layout, an unbounded cache).
 ///
 /// An unbounded cache takes enough that one shard holds some 16,000 entries at a million (a
 /// shard's table grows by rehashing all it holds, under its write lock, in the caller's
 /// path), within 8 to 256, and four per core at least. A bounded cache takes, from that many
-/// to twice as many (256 at most), the count that fills every table close to its maximum
-/// load once the cache is full ([`shard_map::bounded_layout`]): at a capacity of a million,
-/// 72 shards of 2^14 buckets, 1.18 buckets per entry, where 64 shards had 2.1. A capacity
-/// too small for that many shards keeps the unbounded count.
-fn shard_amount(capacity: Option<u64>) -> usize {
+/// to [`MAX_SHARDS`], the count that fills every table close to its maximum load once the
+/// cache is full ([`shard_map::bounded_layout`]), with tables as small as that allows: at a
+/// capacity of a million, 294 shards of 2^12 buckets, 1.2 buckets per entry, where 64 shards
+/// had 2.1. Small tables keep short the rebuild that a worn table needs now and then (see
+/// `ShardMap::insert`), a few thousand entries' moves. A capacity too small for that many
+/// shards keeps the unbounded count.
+fn shard_layout(capacity: Option<u64>) -> (usize, usize) {
     let expected = capacity.unwrap_or(1 << 20);
     let wanted = usize::try_from(expected / 16_384).unwrap_or(256);
     let fewest = std::thread::available_parallelism()
@@ -935,9 +944,12 @@ fn shard_amount(capacity: Option<u64>) -> usize {
         .clamp(8, 256);
     let unbounded = wanted.next_power_of_two().clamp(fewest, 256);
     capacity
-        .and_then(|capacity| shard_map::bounded_layout(capacity, fewest..=(2 * unbounded).min(256)))
-        .map_or(unbounded, |(shards, _)| shards)
+        .and_then(|capacity| shard_map::bounded_layout(capacity, fewest..=MAX_SHARDS))
+        .unwrap_or((unbounded, 0))
 }
+
+/// The most shards a map has.
+const MAX_SHARDS: usize = 1024;
 
 /// Has the allocator settle the small blocks an upkeep step freed, in the step: one request of
 /// [`SETTLE_BYTES`], freed at once.
@@ -958,12 +970,6 @@ fn settle_allocator() {
 /// far below its mmap threshold: a request that consolidates.
 const SETTLE_BYTES: usize = 4096;
 
-/// The bytes the buffer of a shard table of `buckets` items of type `T` holds: a slot and a
-/// control byte per bucket.
-fn table_bytes<T>(buckets: usize) -> usize {
-    buckets * (size_of::<T>() + 1)
-}
-
 /// Drops an upkeep queue that `clear` took: on the reclaimer thread if it is large and `plain`
 /// (its items need no drop: see `reclaim::release`), else here.
 fn release_queue<T: Send + 'static>(queue: BlockQueue<T>, plain: bool) {
@@ -971,13 +977,13 @@ fn release_queue<T: Send + 'static>(queue: BlockQueue<T>, plain: bool) {
     reclaim::release(queue, bytes);
 }
 
-/// A set of shard indices (modulo 256, the most shards a map has).
+/// A set of shard indices (below [`MAX_SHARDS`]).
 #[derive(Default)]
-struct ShardSet([u64; 4]);
+struct ShardSet([u64; MAX_SHARDS / 64]);
 
 impl ShardSet {
     fn insert(&mut self, shard: usize) {
-        let shard = shard % 256;
+        let shard = shard % MAX_SHARDS;
         self.0[shard / 64] |= 1 << (shard % 64);
     }
 
