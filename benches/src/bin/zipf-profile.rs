@@ -9,7 +9,8 @@
 //! Arguments: contestant (`smartcache`, `dashmap`, `quick_cache`, `moka`; also
 //! `smartcache-get`, smartcache's `get` with a `get_or_compute` on a miss, and
 //! `smartcache-bounded`, `get_or_compute` with a capacity of twice the stored keys, so that
-//! every stored key stays and a hit is a hit), miss share,
+//! every stored key stays and a hit is a hit; `smartcache-10k` and `quick_cache-10k`, the
+//! throughput benchmark's bounded contestants, capacity 10,000), miss share,
 //! requests, tasks (0, the default: one task on a current-thread runtime; otherwise that many
 //! tasks on a 2-worker runtime). Prints the wall time per request (meaningless under
 //! valgrind).
@@ -20,8 +21,8 @@ use std::time::Instant;
 use smartcache::AsyncSmartCache;
 
 use smartcache_benches::{
-    Contestant, FastHasher, Moka, QuickCache, RawDashMap, SmartCache, Work, current_thread_runtime,
-    fill, multi_thread_runtime, replay, zipf_stream,
+    BoundedQuickCache, BoundedSmartCache, Contestant, FastHasher, Moka, QuickCache, RawDashMap,
+    SmartCache, Work, current_thread_runtime, fill, multi_thread_runtime, replay, zipf_stream,
 };
 
 const STORED_KEYS: u64 = 100_000;
@@ -116,6 +117,8 @@ fn main() {
         "moka" => profile::<Moka<u64>>(miss_share, requests, tasks),
         "smartcache-get" => profile::<PlainGet>(miss_share, requests, tasks),
         "smartcache-bounded" => profile::<Bounded>(miss_share, requests, tasks),
+        "smartcache-10k" => profile::<BoundedSmartCache<u64>>(miss_share, requests, tasks),
+        "quick_cache-10k" => profile::<BoundedQuickCache<u64>>(miss_share, requests, tasks),
         other => eprintln!("unknown contestant {other}; see the file's docs"),
     }
 }
