@@ -1,7 +1,11 @@
 //! Hit ratio per workload and contestant (see `smartcache_benches::ratio`): one-shot, not a
-//! criterion measurement. In quick mode (CI's smoke run) only `gli` and short synthetic
-//! streams, a fraction of a second.
+//! criterion measurement; the means of [`SEEDS`](smartcache_benches::ratio::SEEDS) replays
+//! (about a minute). In quick mode (CI's smoke run) only `gli` and short synthetic streams,
+//! replayed once: a fraction of a second.
+
+use smartcache_benches::ratio;
 
 fn main() {
-    smartcache_benches::ratio::run(smartcache_benches::quick_mode(), &[]);
+    let quick = smartcache_benches::quick_mode();
+    ratio::run(quick, &[], if quick { 1 } else { ratio::SEEDS });
 }
