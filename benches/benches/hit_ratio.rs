@@ -3,9 +3,6 @@
 //! (about a minute). In quick mode (CI's smoke run) only `gli` and short synthetic streams,
 //! replayed once: a fraction of a second.
 
-use smartcache_benches::ratio;
-
 fn main() {
-    let quick = smartcache_benches::quick_mode();
-    ratio::run(quick, &[], if quick { 1 } else { ratio::SEEDS });
+    smartcache_benches::ratio::run(smartcache_benches::quick_mode(), &[], None);
 }

@@ -229,11 +229,12 @@ fn lru_misses(workload: &Workload) -> u64 {
 pub const SEEDS: usize = 5;
 
 /// Replays every workload (those whose name starts with one of `only`, if any) through every
-/// contestant `seeds` times (fresh caches each time, so fresh hash seeds); prints a markdown
-/// table of the mean hit ratios with the gap of smartcache's mean to the best peer's, and the
-/// range of the per-replay gaps; publishes the means as the one-shot scenario `hit-ratio`.
-pub fn run(quick: bool, only: &[String], seeds: usize) {
-    let seeds = seeds.max(1);
+/// contestant `seeds` times (fresh caches each time, so fresh hash seeds; `None`: [`SEEDS`],
+/// once in quick mode); prints a markdown table of the mean hit ratios with the gap of
+/// smartcache's mean to the best peer's, and the range of the per-replay gaps; publishes the
+/// means as the one-shot scenario `hit-ratio`.
+pub fn run(quick: bool, only: &[String], seeds: Option<usize>) {
+    let seeds = seeds.unwrap_or(if quick { 1 } else { SEEDS }).max(1);
     let mut workloads = trace_workloads(quick);
     workloads.extend(synthetic_workloads(quick));
     workloads.retain(|w| only.is_empty() || only.iter().any(|o| w.name.starts_with(o.as_str())));

@@ -8,8 +8,6 @@
 //! cargo run --release -p smartcache-benches --bin hit-ratio [-- quick] [-- seeds=10] [-- gli sprite ...]
 //! ```
 
-use smartcache_benches::ratio;
-
 fn main() {
     let mut quick = smartcache_benches::quick_mode();
     let mut seeds = None;
@@ -29,6 +27,5 @@ fn main() {
             only.push(arg);
         }
     }
-    let seeds = seeds.unwrap_or(if quick { 1 } else { ratio::SEEDS });
-    ratio::run(quick, &only, seeds);
+    smartcache_benches::ratio::run(quick, &only, seeds);
 }
