@@ -238,7 +238,11 @@ pub fn run(quick: bool, only: &[String], seeds: Option<usize>) {
     let mut workloads = trace_workloads(quick);
     workloads.extend(synthetic_workloads(quick));
     workloads.retain(|w| only.is_empty() || only.iter().any(|o| w.name.starts_with(o.as_str())));
-    println!("Means of {seeds} replays each (fresh hash seeds).\n");
+    if seeds == 1 {
+        println!("One replay each.\n");
+    } else {
+        println!("Means of {seeds} replays each (fresh hash seeds).\n");
+    }
     println!(
         "| workload | requests | {} | gap to best peer | gap range |",
         CONTESTANTS.join(" | ")
