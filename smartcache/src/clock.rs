@@ -18,7 +18,7 @@ impl Clock {
 
     /// Nanoseconds since the cache was built, on tokio's clock, rounded down to a multiple of
     /// 16: the four low bits of an entry's time word count its hits (see `store::Entry`), and
-    /// the low bit of a policy stamp tells a cached error (see `store::ERROR_STAMP`).
+    /// a policy stamp counts 16 ns ticks (see `policy::Stamp`).
     #[inline]
     pub(crate) fn now(&self) -> u64 {
         // `saturating_`: a cache shared between runtimes with paused clocks may see an

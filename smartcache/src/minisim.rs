@@ -55,7 +55,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::policy::percent;
+use crate::policy::{Segment, percent};
 use crate::sketch::Sketch;
 
 /// The windows simulated, in percent of the capacity, smallest first.
@@ -160,13 +160,6 @@ impl List {
         tail: NIL,
         len: 0,
     };
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Segment {
-    Window = 0,
-    Probation = 1,
-    Protected = 2,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -43,11 +43,12 @@
 //!
 //! Queues hold `(key, stamp)` nodes, keys and 32-bit stamps in two block queues ([`Stamp`],
 //! [`NodeQueue`]: 12 bytes a node with `u64` keys); a node whose entry has since been removed
-//! or replaced is *stale* (its stamp no longer matches) and is dropped when met. Making room for one entry
-//! looks at a bounded number of nodes ([`SECOND_CHANCES`], [`MAX_LOOKS`]): once the second
-//! chances are used up, the next live node is taken as it is, so a hot working set (every
-//! entry read) costs a few map reads per insertion, never a lap of the queue. Stale nodes are
-//! cleared a few at a time per insertion once they make up half the nodes ([`Policy::tidy`]).
+//! or replaced is *stale* (its stamp no longer matches) and is dropped when met. Making room
+//! for one entry looks at a bounded number of nodes ([`SECOND_CHANCES`], [`MAX_LOOKS`]): once
+//! the second chances are used up, the next live node is taken as it is, so a hot working set
+//! (every entry read) costs a few map reads per insertion, never a lap of the queue. Stale
+//! nodes are cleared a few at a time per insertion once they make up half the nodes
+//! ([`Policy::tidy`]).
 //! The sketch halves its counters in one pass over a table of 8 bytes per entry of capacity
 //! (8 MB at one million entries: a few hundred microseconds), and grows by doubling (a copy
 //! of the table) while the cache fills.
@@ -214,12 +215,13 @@ pub(crate) enum Evicted {
     Nothing,
 }
 
-/// Which queue a node is taken from.
+/// The three segments of a W-TinyLFU cache: which queue a node is taken from, and which list
+/// a simulated entry is on (`minisim.rs`, which indexes its lists by the discriminant).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Segment {
-    Window,
-    Probation,
-    Protected,
+pub(crate) enum Segment {
+    Window = 0,
+    Probation = 1,
+    Protected = 2,
 }
 
 /// The policy state of one cache, behind the store's upkeep lock.

@@ -119,7 +119,20 @@ impl<K: Hash + Eq, T> ShardMap<K, T> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash(key);
+        self.read_hashed(self.hash(key), key, read)
+    }
+
+    /// [`read`](Self::read) for a caller that has hashed `key` already (`hash`).
+    pub(crate) fn read_hashed<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        read: impl FnOnce(&T) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let table = self.shard(hash).read();
         let (_, item) = table.find(hash, |(stored, _)| stored.borrow() == key)?;
         Some(read(item))
@@ -271,7 +284,7 @@ pub(crate) fn bounded_layout(
     // The shard count falls as the tables grow: stop below the range.
     while buckets < 1 << 40 {
         let full = buckets / 8 * 7;
-        let spread = 3 * (integer_sqrt(full) + 1);
+        let spread = 3 * (full.isqrt() + 1);
         let per_shard = full.saturating_sub(spread).max(1);
         let shards = capacity.div_ceil(per_shard).max(1);
         if shards < fewest_shards {
@@ -307,21 +320,6 @@ fn max_load(buckets: usize) -> usize {
 /// control byte per bucket.
 pub(crate) fn table_bytes<T>(buckets: usize) -> usize {
     buckets * (size_of::<T>() + 1)
-}
-
-/// ⌊√n⌋.
-fn integer_sqrt(n: u64) -> u64 {
-    // Newton's method from above; every step is a u64 operation that cannot overflow.
-    if n < 2 {
-        return n;
-    }
-    let mut x = n;
-    let mut y = x.div_ceil(2);
-    while y < x {
-        x = y;
-        y = x.midpoint(n / x);
-    }
-    x
 }
 
 #[cfg(test)]
@@ -453,15 +451,6 @@ mod tests {
                 assert!(buckets.is_power_of_two());
                 assert!(shards as u64 * (buckets as u64 / 8 * 7) >= capacity);
             }
-        }
-    }
-
-    #[test]
-    fn integer_square_roots() {
-        for n in (0..10_000u64).chain([u64::MAX, u64::MAX - 1, 1 << 62]) {
-            let r = integer_sqrt(n);
-            assert!(r.checked_mul(r).is_some_and(|sq| sq <= n), "{n}");
-            assert!((r + 1).checked_mul(r + 1).is_none_or(|sq| sq > n), "{n}");
         }
     }
 }

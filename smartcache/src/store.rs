@@ -416,7 +416,7 @@ where
     pub(crate) fn needs_refresh(&self, key: &K, now: u64) -> bool {
         let hash = self.values.hash(key);
         self.values
-            .read(key, |entry| {
+            .read_hashed(hash, key, |entry| {
                 let meta = entry.meta.load(Relaxed);
                 let age = now.saturating_sub(meta & !HITS);
                 age < self.ttl && resilience::refresh_due(age, self.refresh, hash ^ meta)
@@ -932,7 +932,7 @@ where
 /// path), within 8 to 256, and four per core at least. A bounded cache takes, from that many
 /// to [`MAX_SHARDS`], the count that fills every table close to its maximum load once the
 /// cache is full ([`shard_map::bounded_layout`]), with tables as small as that allows: at a
-/// capacity of a million, 294 shards of 2^12 buckets, 1.2 buckets per entry, where 64 shards
+/// capacity of a million, 145 shards of 2^13 buckets, 1.2 buckets per entry, where 64 shards
 /// had 2.1. Small tables keep short the rebuild that a worn table needs now and then (see
 /// `ShardMap::insert`), a few thousand entries' moves. A capacity too small for that many
 /// shards keeps the unbounded count.
