@@ -11,6 +11,12 @@
 //! | `expire_values` | N values past their TTL; writes of new keys until they are gone |
 //! | `expire_errors` | N cached errors past their retry window; writes until they are gone |
 //! | `clear` | `clear()` of N entries |
+//! | `noise_floor` | no cache work: as many calls as `churn`, each spinning for `churn`'s mean call time |
+//!
+//! `noise_floor` is the machine's own worst call: on a virtual machine the thread's CPU clock
+//! also counts time the host took the core away, or interrupts served meanwhile, so one call
+//! of a fixed few microseconds can read a millisecond. A probe's worst call is read against
+//! it; `calls_over_1ms_cpu` counts the calls past the target, in each probe and in the floor.
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
@@ -29,6 +35,8 @@ struct Calls {
     max_cpu: Duration,
     total: Duration,
     count: u32,
+    /// Calls that took over a millisecond of CPU time.
+    over_1ms: u32,
 }
 
 impl Calls {
@@ -38,6 +46,7 @@ impl Calls {
         let (took, took_cpu) = (start.elapsed(), cpu.elapsed());
         self.max = self.max.max(took);
         self.max_cpu = self.max_cpu.max(took_cpu);
+        self.over_1ms += u32::from(took_cpu > Duration::from_millis(1));
         self.total += took;
         self.count += 1;
         answer
@@ -55,6 +64,7 @@ impl Calls {
                     micros(self.total) / f64::from(self.count.max(1)),
                 ),
                 ("calls".to_owned(), f64::from(self.count)),
+                ("calls_over_1ms_cpu".to_owned(), f64::from(self.over_1ms)),
             ],
         }
     }
@@ -136,5 +146,25 @@ pub fn run_all(entries: u64) -> Vec<Row> {
         key += 1;
     }
     rows.push(expire.row("expire_errors", entries));
+    drop(cache);
+    // Last: five seconds of spinning before a probe would leave its memory idle, which on a
+    // virtual machine makes touching it again slower (see docs/benchmarks.md).
+    rows.push(noise_floor(churn).row("noise_floor", entries));
     rows
+}
+
+/// As many calls as `like` made, each spinning (no cache work, no allocation) for its mean
+/// call time.
+fn noise_floor(like: Calls) -> Calls {
+    let spin = like.total / like.count.max(1);
+    let mut floor = Calls::default();
+    for _ in 0..like.count {
+        floor.time(|| {
+            let start = Instant::now();
+            while start.elapsed() < spin {
+                std::hint::spin_loop();
+            }
+        });
+    }
+    floor
 }
