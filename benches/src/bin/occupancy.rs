@@ -8,7 +8,7 @@
 //! moka admits new entries in batches (once 64 reads or writes are logged), so between two
 //! batches it holds entries beyond its capacity; `quick_cache` and smartcache never do. The
 //! counts are taken every 1/4000 of the requests over the second half of each replay (the
-//! cache full). The last columns replay smartcache at its capacity plus moka's mean excess
+//! cache full). The last column replays smartcache at its capacity plus moka's mean excess
 //! (rounded), averaged over `seeds` replays (5 unless told), next to moka's hit ratio at its
 //! own capacity: what the hit-ratio table's gap to moka is worth at equal occupancy.
 
@@ -41,29 +41,29 @@ fn main() {
         if !only.is_empty() && !only.iter().any(|p| workload.name.starts_with(p.as_str())) {
             continue;
         }
-        let ([moka, quick_cache], samples) = held(&workload);
+        let ([moka_held, quick_held], samples) = held(&workload);
         let samples = samples.max(1);
         let mean = |(sum, _): (u64, u64)| sum as f64 / samples as f64;
         // moka's mean occupancy, rounded, less its capacity.
-        let excess = ((moka.0 + samples / 2) / samples).saturating_sub(workload.capacity);
+        let excess = ((moka_held.0 + samples / 2) / samples).saturating_sub(workload.capacity);
         let mut roomier = workload.clone();
         roomier.capacity += excess;
-        let ours = (0..seeds)
-            .map(|_| ratio::hit_ratio("smartcache", &roomier))
-            .sum::<f64>()
-            / seeds as f64;
-        let theirs = (0..seeds)
-            .map(|_| ratio::hit_ratio("moka", &workload))
-            .sum::<f64>()
-            / seeds as f64;
+        let mean_ratio = |contestant: &str, workload: &ratio::Workload| {
+            (0..seeds)
+                .map(|_| ratio::hit_ratio(contestant, workload))
+                .sum::<f64>()
+                / seeds as f64
+        };
+        let ours = mean_ratio("smartcache", &roomier);
+        let theirs = mean_ratio("moka", &workload);
         println!(
             "| {} | {} | {:.1} / {} | {:.1} / {} | {theirs:.2} | {ours:.2} (+{excess}) |",
             workload.name,
             workload.capacity,
-            mean(moka),
-            moka.1,
-            mean(quick_cache),
-            quick_cache.1
+            mean(moka_held),
+            moka_held.1,
+            mean(quick_held),
+            quick_held.1
         );
     }
 }
