@@ -11,6 +11,7 @@
 //! | `expire_values` | N values past their TTL; writes of new keys until they are gone |
 //! | `expire_errors` | N cached errors past their retry window; writes until they are gone |
 //! | `clear` | `clear()` of N entries |
+//! | `expire_values (moka)` | the same with moka's `sync::Cache`, as many writes as smartcache's probe made |
 //! | `noise_floor` | no cache work: as many calls as `churn`, each spinning for `churn`'s mean call time |
 //!
 //! `noise_floor` is the machine's own worst call: on a virtual machine the thread's CPU clock
@@ -125,6 +126,7 @@ pub fn run_all(entries: u64) -> Vec<Row> {
     }
     rows.push(expire.row("expire_values", entries));
     drop(cache);
+    rows.push(moka_expire_values(entries, ttl, expire.count).row("expire_values (moka)", entries));
 
     let cache = FallibleCache::builder()
         .retry_interval(ttl)
@@ -167,4 +169,22 @@ fn noise_floor(like: Calls) -> Calls {
         });
     }
     floor
+}
+
+/// `expire_values` on moka (`sync::Cache` with the same time to live): `entries` values
+/// stored and their time to live let pass, then `writes` writes of new keys, each timed.
+fn moka_expire_values(entries: u64, ttl: Duration, writes: u32) -> Calls {
+    let cache = moka::sync::Cache::<u64, u64>::builder()
+        .time_to_live(ttl)
+        .build();
+    for key in 0..entries {
+        cache.insert(key, key);
+    }
+    cache.run_pending_tasks(); // its admission batches done, so the probe times expiry
+    std::thread::sleep(ttl + Duration::from_millis(50));
+    let mut expire = Calls::default();
+    for key in entries..entries + u64::from(writes) {
+        expire.time(|| cache.insert(key, key));
+    }
+    expire
 }
