@@ -228,6 +228,56 @@ fn lru_misses(workload: &Workload) -> u64 {
 /// are judged by. Quick mode replays once.
 pub const SEEDS: usize = 5;
 
+/// The command line of the replay binaries (`hit-ratio`, `occupancy`): `quick` for the short
+/// set (also on in quick mode), `seeds=N` for the number of replays averaged, and workload
+/// name prefixes.
+#[derive(Debug, Default)]
+pub struct Args {
+    /// The short set of workloads.
+    pub quick: bool,
+    /// Replays averaged, if given (positive).
+    pub seeds: Option<usize>,
+    /// Workload name prefixes; empty for all.
+    pub only: Vec<String>,
+}
+
+impl Args {
+    /// This process's arguments; exits with status 2 and a message on a bad `seeds=N`.
+    #[must_use]
+    pub fn from_env() -> Self {
+        let mut args = Self {
+            quick: crate::quick_mode(),
+            ..Self::default()
+        };
+        for arg in std::env::args().skip(1) {
+            if arg == "quick" {
+                args.quick = true;
+            } else if let Some(count) = arg.strip_prefix("seeds=") {
+                match count.parse::<usize>() {
+                    Ok(count) if count > 0 => args.seeds = Some(count),
+                    _ => {
+                        eprintln!("seeds=N wants a positive number, not `{count}`");
+                        std::process::exit(2);
+                    }
+                }
+            } else {
+                args.only.push(arg);
+            }
+        }
+        args
+    }
+}
+
+/// The traces and synthetic streams (the short set if `quick`) whose names start with one of
+/// `only`, or all of them.
+#[must_use]
+pub fn selected_workloads(quick: bool, only: &[String]) -> Vec<Workload> {
+    let mut workloads = trace_workloads(quick);
+    workloads.extend(synthetic_workloads(quick));
+    workloads.retain(|w| only.is_empty() || only.iter().any(|o| w.name.starts_with(o.as_str())));
+    workloads
+}
+
 /// Replays every workload (those whose name starts with one of `only`, if any) through every
 /// contestant `seeds` times (fresh caches each time, so fresh hash seeds; `None`: [`SEEDS`],
 /// once in quick mode); prints a markdown table of the mean hit ratios with the gap of
@@ -235,9 +285,7 @@ pub const SEEDS: usize = 5;
 /// means as the one-shot scenario `hit-ratio`.
 pub fn run(quick: bool, only: &[String], seeds: Option<usize>) {
     let seeds = seeds.unwrap_or(if quick { 1 } else { SEEDS }).max(1);
-    let mut workloads = trace_workloads(quick);
-    workloads.extend(synthetic_workloads(quick));
-    workloads.retain(|w| only.is_empty() || only.iter().any(|o| w.name.starts_with(o.as_str())));
+    let workloads = selected_workloads(quick, only);
     if seeds == 1 {
         println!("One replay each.\n");
     } else {

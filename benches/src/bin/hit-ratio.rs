@@ -9,23 +9,6 @@
 //! ```
 
 fn main() {
-    let mut quick = smartcache_benches::quick_mode();
-    let mut seeds = None;
-    let mut only = Vec::new();
-    for arg in std::env::args().skip(1) {
-        if arg == "quick" {
-            quick = true;
-        } else if let Some(count) = arg.strip_prefix("seeds=") {
-            match count.parse::<usize>() {
-                Ok(count) if count > 0 => seeds = Some(count),
-                _ => {
-                    eprintln!("seeds=N wants a positive number, not `{count}`");
-                    std::process::exit(2);
-                }
-            }
-        } else {
-            only.push(arg);
-        }
-    }
-    smartcache_benches::ratio::run(quick, &only, seeds);
+    let args = smartcache_benches::ratio::Args::from_env();
+    smartcache_benches::ratio::run(args.quick, &args.only, args.seeds);
 }

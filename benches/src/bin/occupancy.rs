@@ -2,45 +2,27 @@
 //! capacity, and smartcache's hit ratio when it may hold as many as moka does on average.
 //!
 //! ```text
-//! cargo run --release -p smartcache-benches --bin occupancy -- [seeds=N] [workload prefix...]
+//! cargo run --release -p smartcache-benches --bin occupancy -- [quick] [seeds=N] [workload prefix...]
 //! ```
 //!
 //! moka admits new entries in batches (once 64 reads or writes are logged), so between two
 //! batches it holds entries beyond its capacity; `quick_cache` and smartcache never do. The
 //! counts are taken every 1/4000 of the requests over the second half of each replay (the
 //! cache full). The last column replays smartcache at its capacity plus moka's mean excess
-//! (rounded), averaged over `seeds` replays (5 unless told), next to moka's hit ratio at its
+//! (rounded), averaged over `seeds` replays ([`SEEDS`](smartcache_benches::ratio::SEEDS) unless told), next to moka's hit ratio at its
 //! own capacity: what the hit-ratio table's gap to moka is worth at equal occupancy.
 
 use smartcache_benches::{FastHasher, ratio};
 
 fn main() {
-    let mut seeds = 5_usize;
-    let mut only = Vec::new();
-    for arg in std::env::args().skip(1) {
-        match arg.strip_prefix("seeds=") {
-            Some(n) => match n.parse() {
-                Ok(n) if n > 0 => seeds = n,
-                _ => {
-                    eprintln!("occupancy: seeds=N needs a positive whole number, not {n:?}");
-                    std::process::exit(2);
-                }
-            },
-            None => only.push(arg),
-        }
-    }
+    let args = ratio::Args::from_env();
+    let seeds = args.seeds.unwrap_or(ratio::SEEDS);
     println!(
         "| workload | capacity | moka held, mean / max | quick_cache held, mean / max | \
          moka hit % | smartcache hit % at capacity + moka's excess |"
     );
     println!("|---|---:|---:|---:|---:|---:|");
-    let workloads = ratio::trace_workloads(false)
-        .into_iter()
-        .chain(ratio::synthetic_workloads(false));
-    for workload in workloads {
-        if !only.is_empty() && !only.iter().any(|p| workload.name.starts_with(p.as_str())) {
-            continue;
-        }
+    for workload in ratio::selected_workloads(args.quick, &args.only) {
         let ([moka_held, quick_held], samples) = held(&workload);
         let samples = samples.max(1);
         let mean = |(sum, _): (u64, u64)| sum as f64 / samples as f64;
