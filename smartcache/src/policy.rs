@@ -66,9 +66,10 @@
 //!   tuner finds it. They cost the misses of a small bounded cache some 1,500 instructions
 //!   per sampled request (see `minisim.rs`).
 //! - Growing the window evicts from the main space at once (a few entries per insertion),
-//!   and every turn of the tuner costs those entries: on loops a few times the capacity,
-//!   where the sketch's noise decides which keys stay, results spread by a few points
-//!   between runs (the hash seed is per process).
+//!   and every turn of the tuner costs those entries.
+//! - The sketch's halving favours candidates counted just after it over victims counted
+//!   just before, for about a lap of the queue: on loops slightly larger than the cache that
+//!   costs a few tenths of a point per halving period (see `sketch.rs`).
 //! - Stale nodes cost memory until tidied: a cache that replaces or invalidates entries much
 //!   faster than it inserts new ones holds up to about twice as many nodes as entries.
 
@@ -324,9 +325,15 @@ impl<K> Policy<K> {
         let (low, high) = self.sims.band();
         let capacity = self.capacity.max(1);
         let low = percent(capacity, low).max(1);
-        self.window_target = self
-            .window_target
-            .clamp(low, percent(capacity, high).max(low));
+        let high = percent(capacity, high).max(low);
+        // A band above a window unread for a capacity of pushes does not raise it: on loops
+        // the simulations named a 10% window now and then, and the real one sat at 5%.
+        let low = if self.tuner.window_read_lately(capacity) {
+            low
+        } else {
+            1
+        };
+        self.window_target = self.window_target.clamp(low, high);
     }
 
     /// Drops every node (the store was cleared), keeping what the sketch and tuner learnt.

@@ -2,9 +2,17 @@
 //!
 //! A count-min sketch of 4-bit counters, four per key (one per row, each row hashed its own
 //! way), sixteen to a `u64` word, a word per entry of capacity. An estimate is the smallest
-//! of a key's four counters; an increment raises only the counters at that minimum
-//! (conservative update), which keeps collisions from inflating estimates. Every ten
-//! increments per word, all counters are halved, so that old popularity fades.
+//! of a key's four counters; an increment raises all four. Every ten increments per word,
+//! all counters are halved, so that old popularity fades.
+//!
+//! Why not conservative update (raising only the counters at the minimum, which keeps
+//! estimates closer to the true counts): on loops, where every key is asked for equally
+//! often, the duels are then decided by the halving. A candidate counted just after a halving
+//! beats victims last counted just before it, so every halving turned the resident set over
+//! for a lap. With all four counters raised, collisions lift some keys' estimates above the
+//! rest, and keep them lifted across halvings: a ranking that stays put. On the benchmark
+//! suite (means of five replays) a loop of three times the capacity went from 30.7% to 32.8%
+//! hits (moka 32.5%), while synthetic Zipf lost 0.1–0.2 points.
 
 /// The most words of a sketch: 2^23 (64 MiB), for capacities of 8 million and more.
 const MAX_SKETCH_WORDS: usize = 1 << 23;
@@ -57,23 +65,19 @@ impl Sketch {
         slots
     }
 
-    /// Adds `count` to the key's counters (conservative update: only the smallest rise).
+    /// Adds `count` to each of the key's four counters, as far as they go (15).
     pub(crate) fn increment(&mut self, hash: u64, count: u32) {
         let slots = self.slots(hash);
-        for _ in 0..count {
-            let min = self.estimate_at(&slots);
-            if min == 15 {
-                return;
-            }
-            for &(word, shift) in &slots {
-                if (self.table[word] >> shift) & 15 == u64::from(min) {
-                    self.table[word] += 1 << shift;
-                }
-            }
-            self.additions += 1;
-            if self.additions >= self.sample {
-                self.halve();
-            }
+        let count = u64::from(count);
+        // The estimate rises by this much: what the halving period counts.
+        let raised = count.min(15 - u64::from(self.estimate_at(&slots)));
+        for (word, shift) in slots {
+            let counter = (self.table[word] >> shift) & 15;
+            self.table[word] += count.min(15 - counter) << shift;
+        }
+        self.additions += raised;
+        if self.additions >= self.sample {
+            self.halve();
         }
     }
 
