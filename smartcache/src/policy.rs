@@ -8,9 +8,9 @@
 //!   split into **probation** (entries admitted but not read since) and **protected** (entries
 //!   read while on probation; at most 80% of the main space).
 //! - When the main space is full, the candidate meets the *victim* (the oldest entry on
-//!   probation): whichever a **frequency sketch** (a count-min sketch of 4-bit counters, halved
-//!   every ten capacities' worth of counts so that old popularity fades) rates higher stays,
-//!   the other is evicted. A tie keeps the victim, which is what makes loops and scans harmless:
+//!   probation): whichever a **frequency sketch** (a count-min sketch of 4-bit counters, each
+//!   lowered by one every eight capacities' worth of counts so that old popularity fades)
+//!   rates higher stays, the other is evicted. A tie keeps the victim, which is what makes loops and scans harmless:
 //!   a one-hit wonder never pushes out an entry that has been asked for as often. A candidate
 //!   rated 6 or more that loses is still admitted once in 128 duels, so an attacker who pumps
 //!   up a victim's counters cannot pin it in place for ever.
@@ -49,7 +49,7 @@
 //! (every entry read) costs a few map reads per insertion, never a lap of the queue. Stale
 //! nodes are cleared a few at a time per insertion once they make up half the nodes
 //! ([`Policy::tidy`]).
-//! The sketch halves its counters in one pass over a table of 8 bytes per entry of capacity
+//! The sketch ages its counters in one pass over a table of 8 bytes per entry of capacity
 //! (8 MB at one million entries: a few hundred microseconds), and grows by doubling (a copy
 //! of the table) while the cache fills.
 //!
@@ -67,9 +67,9 @@
 //!   per sampled request (see `minisim.rs`).
 //! - Growing the window evicts from the main space at once (a few entries per insertion),
 //!   and every turn of the tuner costs those entries.
-//! - The sketch's halving favours candidates counted just after it over victims counted
-//!   just before, for about a lap of the queue: on loops slightly larger than the cache that
-//!   costs a few tenths of a point per halving period (see `sketch.rs`).
+//! - The sketch forgets slowly: a key that was hot takes up to fifteen agings to fade
+//!   (`sketch.rs` says why it subtracts rather than halves), which costs a few tenths of a
+//!   point on traces whose popularity shifts (multi2, sprite).
 //! - Stale nodes cost memory until tidied: a cache that replaces or invalidates entries much
 //!   faster than it inserts new ones holds up to about twice as many nodes as entries.
 

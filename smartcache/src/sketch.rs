@@ -2,28 +2,45 @@
 //!
 //! A count-min sketch of 4-bit counters, four per key (one per row, each row hashed its own
 //! way), sixteen to a `u64` word, a word per entry of capacity. An estimate is the smallest
-//! of a key's four counters; an increment raises all four. Every ten increments per word,
-//! all counters are halved, so that old popularity fades.
+//! of a key's four counters; an increment raises only the counters at that minimum
+//! (conservative update), which keeps collisions from inflating estimates.
 //!
-//! Why not conservative update (raising only the counters at the minimum, which keeps
-//! estimates closer to the true counts): on loops, where every key is asked for equally
-//! often, the duels are then decided by the halving. A candidate counted just after a halving
-//! beats victims last counted just before it, so every halving turned the resident set over
-//! for a lap. With all four counters raised, collisions lift some keys' estimates above the
-//! rest, and keep them lifted across halvings: a ranking that stays put. On the benchmark
-//! suite (means of five replays) a loop of three times the capacity went from 30.7% to 32.8%
-//! hits (moka 32.5%), while synthetic Zipf lost 0.1–0.2 points.
+//! # Aging by subtraction
+//!
+//! Every [`ADDITIONS_PER_AGING`] increments per word, every counter above zero is lowered by
+//! one, so that old popularity fades. W-TinyLFU as published (and Caffeine, moka) halves the
+//! counters instead. Halving favours whatever is counted just after it: a candidate counted
+//! once after a halving weighs as much as two counts of a victim from before it. On loops,
+//! where every key is asked for equally often, every halving so let candidates beat victims
+//! for about a lap, turning the resident set over. A subtraction lowers every count alike,
+//! so a count from after it weighs what one from before did, and an order between two counts
+//! is never reversed. Keys asked for more often than the aging stay at 15 and tie, and a tie
+//! keeps the victim: a loop then keeps a fixed resident set.
+//!
+//! Measured against halving on the benchmark suite (means of five replays, hit ratio in
+//! percent; `docs/benchmarks.md`): loops of 1.1 and 3 times the capacity 89.9 → 90.5 and
+//! 30.7 → 32.4 (moka 90.5 and 32.5), synthetic Zipf 0.8 / 1.0 / 1.2 +0.7 / +0.8 / +0.3
+//! points, Zipf with scans +0.5. The cost: a key that was hot takes up to fifteen agings
+//! (120 capacities' worth of counts) to fade, where halving took four; multi2 at 568 entries
+//! lost about 0.3 points and sprite 0.1 to 0.2, the window and the simulations (`minisim.rs`)
+//! serving recency there.
 
 /// The most words of a sketch: 2^23 (64 MiB), for capacities of 8 million and more.
 const MAX_SKETCH_WORDS: usize = 1 << 23;
+
+/// Counts added per word of the table between two agings. Measured at 2, 3, 4, 6, 8 and 12
+/// (three replays of the suite each): Zipf gained with every step up to 8 (from 0.9 points
+/// behind the best peer to 0.5 ahead) and little past it; multi2 at 1,500 entries, a trace
+/// whose popularity shifts, did worst at 12.
+const ADDITIONS_PER_AGING: u64 = 8;
 
 /// A count-min sketch of 4-bit counters: 16 per `u64`, four counters per key.
 #[derive(Debug)]
 pub(crate) struct Sketch {
     table: Vec<u64>,
-    /// Counts added since the last halving.
+    /// Counts added since the last aging.
     additions: u64,
-    /// Counts after which every counter is halved: ten per entry sized for.
+    /// Counts after which every counter is lowered: [`ADDITIONS_PER_AGING`] per word.
     sample: u64,
 }
 
@@ -32,7 +49,7 @@ impl Sketch {
         Self {
             table: vec![0; 32],
             additions: 0,
-            sample: 10 * 32,
+            sample: ADDITIONS_PER_AGING * 32,
         }
     }
 
@@ -43,7 +60,7 @@ impl Sketch {
     pub(crate) fn fit(&mut self, entries: u64) {
         while entries > self.table.len() as u64 && self.table.len() < MAX_SKETCH_WORDS {
             self.table.extend_from_within(..);
-            self.sample = 10 * self.table.len() as u64;
+            self.sample = ADDITIONS_PER_AGING * self.table.len() as u64;
         }
     }
 
@@ -65,19 +82,23 @@ impl Sketch {
         slots
     }
 
-    /// Adds `count` to each of the key's four counters, as far as they go (15).
+    /// Adds `count` to the key's counters (conservative update: only the smallest rise).
     pub(crate) fn increment(&mut self, hash: u64, count: u32) {
         let slots = self.slots(hash);
-        let count = u64::from(count);
-        // The estimate rises by this much: what the halving period counts.
-        let raised = count.min(15 - u64::from(self.estimate_at(&slots)));
-        for (word, shift) in slots {
-            let counter = (self.table[word] >> shift) & 15;
-            self.table[word] += count.min(15 - counter) << shift;
-        }
-        self.additions += raised;
-        if self.additions >= self.sample {
-            self.halve();
+        for _ in 0..count {
+            let min = self.estimate_at(&slots);
+            if min == 15 {
+                return;
+            }
+            for &(word, shift) in &slots {
+                if (self.table[word] >> shift) & 15 == u64::from(min) {
+                    self.table[word] += 1 << shift;
+                }
+            }
+            self.additions += 1;
+            if self.additions >= self.sample {
+                self.age();
+            }
         }
     }
 
@@ -91,12 +112,15 @@ impl Sketch {
         u8::try_from(counts.into_iter().min().unwrap_or(0)).unwrap_or(15)
     }
 
-    /// Ages every count: halves it (one pass over the table).
-    pub(crate) fn halve(&mut self) {
+    /// Ages every count: lowers each counter above zero by one (one pass over the table).
+    pub(crate) fn age(&mut self) {
         for word in &mut self.table {
-            *word = (*word >> 1) & 0x7777_7777_7777_7777;
+            // One bit per nonzero 4-bit counter, at its lowest place: subtracting it borrows
+            // within that counter only.
+            let nonzero = (*word | *word >> 1 | *word >> 2 | *word >> 3) & 0x1111_1111_1111_1111;
+            *word -= nonzero;
         }
-        self.additions /= 2;
+        self.additions = 0;
     }
 }
 
@@ -123,7 +147,40 @@ mod tests {
         sketch.fit(10_000);
         assert!(sketch.table.len() >= 10_000);
         assert_eq!((sketch.estimate(a), sketch.estimate(b)), (15, 1), "kept");
-        sketch.halve();
-        assert_eq!((sketch.estimate(a), sketch.estimate(b)), (7, 0));
+        sketch.age();
+        assert_eq!((sketch.estimate(a), sketch.estimate(b)), (14, 0));
+        sketch.age();
+        assert_eq!(
+            (sketch.estimate(a), sketch.estimate(b)),
+            (13, 0),
+            "zero stays zero"
+        );
+    }
+
+    #[test]
+    fn aging_lowers_every_counter_alike_and_never_reorders_them() {
+        let mut sketch = Sketch::new();
+        // Every nibble of a word at once, 0 to 15: each loses one, a zero stays.
+        sketch.table[0] = 0xFEDC_BA98_7654_3210;
+        sketch.age();
+        assert_eq!(sketch.table[0], 0xEDCB_A987_6543_2100);
+        // A count from after an aging weighs what one from before did: a candidate counted
+        // once more than a victim stays one ahead, and a tie stays a tie.
+        let mut sketch = Sketch::new();
+        sketch.fit(1 << 12); // no collisions among three keys
+        let (candidate, victim, other) = (
+            0x1234_5678_9ABC_DEF0_u64,
+            0x0FED_CBA9_8765_4321_u64,
+            0x5A5A_3C3C_0F0F_9696_u64,
+        );
+        sketch.increment(candidate, 3);
+        sketch.increment(victim, 3);
+        sketch.increment(other, 2);
+        sketch.age();
+        sketch.increment(candidate, 1);
+        assert_eq!(
+            [candidate, victim, other].map(|key| sketch.estimate(key)),
+            [3, 2, 1]
+        );
     }
 }
