@@ -117,7 +117,8 @@ impl Sketch {
         for word in &mut self.table {
             // One bit per nonzero 4-bit counter, at its lowest place: subtracting it borrows
             // within that counter only.
-            let nonzero = (*word | *word >> 1 | *word >> 2 | *word >> 3) & 0x1111_1111_1111_1111;
+            let folded = *word | *word >> 1;
+            let nonzero = (folded | folded >> 2) & 0x1111_1111_1111_1111;
             *word -= nonzero;
         }
         self.additions = 0;
