@@ -316,8 +316,8 @@ impl<K> Policy<K> {
             }
         }
         // While the window is below the simulations' band (it just rose), the main space's
-        // oldest nodes join the window's head, as many per insertion, so that the window
-        // grows as fast as it shrinks. Growing by evictions alone (one per insertion) took
+        // oldest nodes join the window's head, `WINDOW_MOVES` per insertion as when it
+        // shrinks, so that the window grows as fast. Growing by evictions alone (one per insertion) took
         // 93,000 insertions to reach the band on scarab@100k, of some 300,000 in the trace.
         // Only the band's jumps move nodes: the tuner's steps within it grow by evictions,
         // since an oscillating target otherwise flushed protected entries into the window
