@@ -329,7 +329,10 @@ impl<K> Policy<K> {
             {
                 break;
             }
-            let Some(node) = (self.probation.pop_front()).or_else(|| self.protected.pop_front())
+            let Some(node) = self
+                .probation
+                .pop_front()
+                .or_else(|| self.protected.pop_front())
             else {
                 break;
             };
@@ -607,6 +610,16 @@ mod tests {
             }
         }
 
+        /// A policy of `capacity` and a fake holding keys `0..capacity`, stored in order.
+        fn filled(capacity: u64) -> (Self, Policy<u64>) {
+            let fake = Self::default();
+            let mut policy = Policy::new(capacity);
+            for key in 0..capacity {
+                fake.store(&mut policy, key);
+            }
+            (fake, policy)
+        }
+
         /// Requests `key`: a hit, or a miss that stores it.
         fn request(&self, policy: &mut Policy<u64>, key: u64) -> bool {
             let hit = self.hit(key);
@@ -705,12 +718,8 @@ mod tests {
 
     #[test]
     fn a_hot_working_set_costs_a_bounded_look_per_insertion() {
-        let fake = Fake::default();
         let capacity = 5_000;
-        let mut policy = Policy::new(capacity);
-        for key in 0..capacity {
-            fake.store(&mut policy, key);
-        }
+        let (fake, mut policy) = Fake::filled(capacity);
         for round in 0..3 {
             // Every entry read since the policy last looked at it.
             for key in 0..capacity {
@@ -752,11 +761,7 @@ mod tests {
 
     #[test]
     fn stale_nodes_are_skipped_and_tidied() {
-        let fake = Fake::default();
-        let mut policy = Policy::new(50);
-        for key in 0..50 {
-            fake.store(&mut policy, key);
-        }
+        let (fake, mut policy) = Fake::filled(50);
         // Invalidate everything behind the policy's back, then refill: no stale node is
         // ever evicted, and the nodes stay within twice the live entries (plus slack).
         fake.entries.borrow_mut().clear();
@@ -800,11 +805,7 @@ mod tests {
 
     #[test]
     fn a_band_that_jumps_grows_the_window_a_few_nodes_per_insertion_evicting_one() {
-        let fake = Fake::default();
-        let mut policy = Policy::new(1_000);
-        for key in 0..1_000 {
-            fake.store(&mut policy, key);
-        }
+        let (fake, mut policy) = Fake::filled(1_000);
         assert_eq!(policy.window.len(), 10);
         // The simulations' band jumps to 90% (set by hand: the fake samples nothing).
         policy.window_floor = 900;
