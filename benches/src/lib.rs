@@ -37,6 +37,7 @@ use cached::proc_macro::cached;
 use dashmap::DashMap;
 use smartcache::{AsyncSmartCache, smart_cached};
 
+pub mod families;
 pub mod probes;
 pub mod ratio;
 

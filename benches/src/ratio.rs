@@ -5,7 +5,8 @@
 //! (`sync::Cache::get_or_insert_with`, its CLOCK-Pro-like policy), moka (`future::Cache::get_with`,
 //! `TinyLFU`) and an exact LRU written here. Streams: the shared public traces
 //! (`../shared/traces/*.xz`, or `$SMARTCACHE_TRACES`) and synthetic ones (Zipf, Zipf with
-//! scans, loops from slightly to three times larger than the capacity, a shifting working set).
+//! scans, loops from slightly to three times larger than the capacity, a shifting working set),
+//! and more of the traces' families ([`family_workloads`](crate::families::family_workloads)).
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -268,12 +269,13 @@ impl Args {
     }
 }
 
-/// The traces and synthetic streams (the short set if `quick`) whose names start with one of
+/// The traces, synthetic streams and family workloads (the short set if `quick`) whose names start with one of
 /// `only`, or all of them.
 #[must_use]
 pub fn selected_workloads(quick: bool, only: &[String]) -> Vec<Workload> {
     let mut workloads = trace_workloads(quick);
     workloads.extend(synthetic_workloads(quick));
+    workloads.extend(crate::families::family_workloads(quick));
     workloads.retain(|w| only.is_empty() || only.iter().any(|o| w.name.starts_with(o.as_str())));
     workloads
 }
@@ -303,6 +305,7 @@ pub fn run(quick: bool, only: &[String], seeds: Option<usize>) {
             figures: Vec::new(),
         })
         .collect();
+    let mut within = 0;
     for workload in &workloads {
         let replays: Vec<Vec<f64>> = (0..seeds)
             .map(|_| CONTESTANTS.iter().map(|c| hit_ratio(c, workload)).collect())
@@ -328,7 +331,21 @@ pub fn run(quick: bool, only: &[String], seeds: Option<usize>) {
         for (row, ratio) in rows.iter_mut().zip(&means) {
             row.figures.push((format!("{}_pct", workload.name), *ratio));
         }
+        within += usize::from(gap_to_best_peer(&means) >= -0.5);
     }
+    let count = workloads.len().max(1) as f64;
+    let averages: Vec<String> = (rows.iter())
+        .map(|row| {
+            let mean = row.figures.iter().map(|(_, ratio)| ratio).sum::<f64>() / count;
+            format!("{} {mean:.2}", row.contestant)
+        })
+        .collect();
+    println!(
+        "\nWithin 0.5 points of the best peer (or ahead) on {within} of {} workloads; mean hit \
+         ratios: {}.",
+        workloads.len(),
+        averages.join(", ")
+    );
     publish("hit-ratio", &rows);
 }
 

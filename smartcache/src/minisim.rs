@@ -28,7 +28,8 @@
 //! three standard deviations. It names the *band* the tuner may move the real window in:
 //! from halfway to the next smaller simulated window to halfway to the next larger one. The
 //! 1% simulation leaves the tuner free: where a small window wins (frequency-heavy
-//! workloads, loops) the tuner's local view does well, and its moves cost nothing there.
+//! workloads, loops) the tuner's local view does well, and its moves cost nothing there. A
+//! jump to it from a larger one puts the window back at 1% first (`Policy::band_jumped`).
 //!
 //! Offline, exact W-TinyLFU replays of the benchmark traces sampled down to 128–255 entries
 //! named the same best window as full-size ones on every trace but two near-ties.
