@@ -73,7 +73,7 @@
 //!   (`sketch.rs` says why it subtracts rather than halves), which costs a few tenths of a
 //!   point on traces whose popularity shifts (multi2, sprite), and more where it switches
 //!   at once: a Zipf whose key set changes every 50,000 requests at a capacity of 1,000
-//!   trails quick_cache by 3.3 points, where the same Zipf without the switches leads by 1.1
+//!   trails `quick_cache` by 3.3 points, where the same Zipf without the switches leads by 1.1
 //!   (`phases-50k`, `docs/benchmarks.md`).
 //! - Stale nodes cost memory until tidied: a cache that replaces or invalidates entries much
 //!   faster than it inserts new ones holds up to about twice as many nodes as entries.
