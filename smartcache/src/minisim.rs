@@ -66,7 +66,9 @@ const MINI_CAPACITY: u64 = 2048;
 /// At most one key in 2^this is sampled, whatever the capacity: the simulations' upkeep
 /// stays a fraction of the requests'.
 const MIN_SHIFT: u32 = 2;
-/// Sampled requests per decision.
+/// Sampled requests per decision. Deciding every 64, 128 or 256 (forgetting still per 512)
+/// was measured, ten replays of the suite each: about a point sooner on a short mix of
+/// programs, as much lost on another, no better on the whole (`docs/benchmarks.md`).
 const EPOCH: u64 = 512;
 /// Sampled hits a ring keeps between two misses, at most: twice the mini capacity up to
 /// this. Rings of 128 lost too many on loops and high hit ratios (where a few hundred hits
@@ -359,8 +361,7 @@ impl MiniSims {
         let (mask, mini) = sample(capacity);
         // At most MINI_CAPACITY, so a u32.
         let mini = u32::try_from(mini).unwrap_or(u32::MAX);
-        let mut sketch = Sketch::new();
-        sketch.fit(u64::from(mini));
+        let sketch = Sketch::sized(u64::from(mini));
         Self {
             mask,
             sims: WINDOWS.iter().map(|&w| Sim::new(mini, w)).collect(),
