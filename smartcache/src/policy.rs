@@ -49,9 +49,9 @@
 //! (every entry read) costs a few map reads per insertion, never a lap of the queue. Stale
 //! nodes are cleared a few at a time per insertion once they make up half the nodes
 //! ([`Policy::tidy`]).
-//! The sketch ages its counters in one pass over a table of 8 bytes per entry of capacity
-//! (8 MB at one million entries: a few hundred microseconds), and grows by doubling (a copy
-//! of the table) while the cache fills.
+//! The sketch (8 bytes per entry of capacity) ages its counters and doubles its table while
+//! the cache fills; both passes go a bounded number of words per increment (`sketch.rs`),
+//! where one pass over 8 MB took 0.4–0.7 ms of one caller's time.
 //!
 //! # Known weak spots
 //!
