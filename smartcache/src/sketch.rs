@@ -130,7 +130,12 @@ impl Sketch {
             }
             growth.copied = end;
             if end == half {
-                self.growing = None;
+                // Freeing a table of megabytes hands its pages back to the kernel: 2.7–4.8 ms
+                // for 32 MiB, in this call. The reclaimer thread frees it instead (a `Vec`
+                // of integers runs no user code when dropped).
+                if let Some(done) = self.growing.take() {
+                    crate::reclaim::release(done.old, half * size_of::<u64>());
+                }
             }
             return;
         }
