@@ -35,6 +35,9 @@ pub enum KeyHasher {
 pub(crate) enum MapHasher {
     Fast(foldhash::fast::RandomState),
     Sip(std::hash::RandomState),
+    /// foldhash with a fixed seed: for tests whose outcome depends on how keys spread.
+    #[cfg(test)]
+    Fixed(foldhash::fast::FixedState),
 }
 
 impl MapHasher {
@@ -43,6 +46,11 @@ impl MapHasher {
             KeyHasher::Foldhash => Self::Fast(foldhash::fast::RandomState::default()),
             KeyHasher::SipHash => Self::Sip(std::hash::RandomState::new()),
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn fixed(seed: u64) -> Self {
+        Self::Fixed(foldhash::fast::FixedState::with_seed(seed))
     }
 }
 
@@ -60,6 +68,8 @@ impl BuildHasher for MapHasher {
         match self {
             Self::Fast(state) => AnyHasher::Fast(state.build_hasher()),
             Self::Sip(state) => AnyHasher::Sip(state.build_hasher()),
+            #[cfg(test)]
+            Self::Fixed(state) => AnyHasher::Fast(state.build_hasher()),
         }
     }
 
@@ -72,6 +82,8 @@ impl BuildHasher for MapHasher {
         match self {
             Self::Fast(state) => state.hash_one(key),
             Self::Sip(state) => state.hash_one(key),
+            #[cfg(test)]
+            Self::Fixed(state) => state.hash_one(key),
         }
     }
 }
