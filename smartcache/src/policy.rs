@@ -74,7 +74,9 @@
 //!   point on traces whose popularity shifts (multi2, sprite), and more where it switches
 //!   at once: a Zipf whose key set changes every 50,000 requests at a capacity of 1,000
 //!   trails `quick_cache` by 3.3 points, where the same Zipf without the switches leads by 1.1
-//!   (`phases-50k`, `docs/benchmarks.md`).
+//!   (`phases-50k`, `docs/benchmarks.md`). Most of the old set's keys sit in protected then,
+//!   which demotes its oldest only when a promotion overflows it, so they leave at the rate
+//!   new keys are read on probation, out of the duels' reach.
 //! - Stale nodes cost memory until tidied: a cache that replaces or invalidates entries much
 //!   faster than it inserts new ones holds up to about twice as many nodes as entries.
 
